@@ -1,0 +1,525 @@
+//! Configuration: built-in defaults < `ferry.toml` < `FERRY_*` environment < command-line
+//! flags, validated into a typed [`Config`] with no optional holes.
+//!
+//! Every error names the key and the layer that set it ("config key `transfer.workers`
+//! from environment variable FERRY_TRANSFER_WORKERS: invalid type …"). Unknown keys in a
+//! config file are errors, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::env_vars;
+use crate::redact::SecretUrl;
+
+/// The validated configuration every ferry command works from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub sqlite: SqliteConfig,
+    pub postgres: PostgresConfig,
+    /// Backups, reports, quarantine, snapshots and the phase ledger's JSON mirror.
+    pub state_dir: PathBuf,
+    pub import: ImportConfig,
+    pub transfer: TransferConfig,
+    pub timestamps: TimestampConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The root of the JSON/Markdown file store being migrated.
+    pub store_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// The SQLite file phase 1 creates (or baselines) and phase 2 fills.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user[:password]@host:port/database`. Shown everywhere with the password
+    /// masked.
+    pub url: SecretUrl,
+    /// The schema ferry owns in that database.
+    pub schema: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// `builtin` for the default profile, or a path to a profile TOML file.
+    pub profile: String,
+    /// Documents larger than this go to the content-addressed snapshot store on disk.
+    pub snapshot_threshold_bytes: u64,
+    /// Files larger than this are quarantined instead of parsed.
+    pub max_file_bytes: u64,
+    /// Parser threads.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Parallel copy workers.
+    pub workers: usize,
+    /// Rows per checkpointed chunk.
+    pub chunk_rows: u64,
+    /// What happens to TEXT that PostgreSQL `text` cannot hold (invalid UTF-8, NUL).
+    pub invalid_text: InvalidTextPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidTextPolicy {
+    /// The row goes to the reject report and the gate fails until acknowledged.
+    Reject,
+    /// The column becomes `bytea` and keeps the bytes.
+    Bytea,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampConfig {
+    /// The offset a timestamp written without one is read in: `UTC` or `+HH:MM`/`-HH:MM`.
+    pub naive: String,
+}
+
+impl TimestampConfig {
+    /// The configured offset for naive timestamps, in seconds east of UTC.
+    pub fn naive_offset_seconds(&self) -> i32 {
+        parse_offset(&self.naive).unwrap_or(0)
+    }
+}
+
+/// A configuration error that names the key and where its value came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config key `{key}`{origin}: {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
+    #[error("config file {path} does not exist")]
+    MissingFile { path: PathBuf },
+}
+
+/// How to build a [`Config`]: which file, and which command-line flags override it.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigLoader {
+    file: Option<PathBuf>,
+    flags: Vec<(String, Value)>,
+}
+
+impl ConfigLoader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads this TOML file (it must exist). Without it, `FERRY_CONFIG` names one, else
+    /// `ferry.toml` in the current directory is read when present.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(path.into());
+        self
+    }
+
+    /// Sets a key from a command-line flag, the layer with the last word.
+    pub fn flag(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.flags.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Layers defaults, file, environment and flags, and validates the result.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let figment = self.figment()?;
+        let config: Config = figment.extract().map_err(|e| from_figment(&figment, e))?;
+        config.validate(&figment)?;
+        Ok(config)
+    }
+
+    fn figment(&self) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Defaults);
+        let file = match &self.file {
+            Some(path) => Some(path.clone()),
+            None => std::env::var_os(env_vars::FERRY_CONFIG).map(PathBuf::from),
+        };
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::MissingFile { path });
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new("ferry.toml").is_file() => {
+                figment = figment.merge(Toml::file_exact("ferry.toml"));
+            }
+            None => {}
+        }
+        let vars: Vec<&'static str> = env_vars::CONFIG_VARS.iter().map(|(v, _)| *v).collect();
+        figment = figment.merge(
+            Env::raw()
+                .only(&vars)
+                .map(|name| {
+                    let key = env_vars::CONFIG_VARS
+                        .iter()
+                        .find(|(v, _)| name.as_str().eq_ignore_ascii_case(v))
+                        .map_or("", |(_, k)| k);
+                    key.to_owned().into()
+                })
+                .lowercase(false)
+                .split("."),
+        );
+        Ok(figment.merge(Flags(self.flags.clone())))
+    }
+}
+
+impl Config {
+    /// Loads with no file and no flags: defaults, `ferry.toml` if present, environment.
+    pub fn load_default() -> Result<Config, ConfigError> {
+        ConfigLoader::new().load()
+    }
+
+    /// A stable digest of the effective configuration (password masked), recorded with
+    /// every phase run so a gate can tell when the configuration changed under it.
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_string(self).expect("config serialises");
+        hex::encode(Sha256::digest(json.as_bytes()))
+    }
+
+    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            origin: origin(figment, key),
+            message,
+        };
+        let url = self.postgres.url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "postgres.url",
+                format!(
+                    "`{}` is not a PostgreSQL URL (expected postgres://user@host:port/database)",
+                    self.postgres.url
+                ),
+            ));
+        }
+        if let Err(why) = check_identifier(&self.postgres.schema) {
+            return Err(invalid("postgres.schema", why));
+        }
+        for (key, path) in [
+            ("source.store_dir", &self.source.store_dir),
+            ("sqlite.path", &self.sqlite.path),
+            ("state_dir", &self.state_dir),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(invalid(key, "must not be empty".into()));
+            }
+        }
+        if self.import.workers == 0 {
+            return Err(invalid("import.workers", "must be at least 1".into()));
+        }
+        if self.transfer.workers == 0 {
+            return Err(invalid("transfer.workers", "must be at least 1".into()));
+        }
+        if self.transfer.chunk_rows == 0 {
+            return Err(invalid("transfer.chunk_rows", "must be at least 1".into()));
+        }
+        if self.import.max_file_bytes == 0 {
+            return Err(invalid(
+                "import.max_file_bytes",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.import.profile.is_empty() {
+            return Err(invalid(
+                "import.profile",
+                "must be `builtin` or the path of a profile file".into(),
+            ));
+        }
+        if parse_offset(&self.timestamps.naive).is_none() {
+            return Err(invalid(
+                "timestamps.naive",
+                format!(
+                    "`{}` is not `UTC` or an offset like `+02:00`",
+                    self.timestamps.naive
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a PostgreSQL schema name ferry will create and quote: 1–63 bytes, no NUL.
+pub fn check_identifier(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 63 {
+        return Err(format!(
+            "`{name}` is {} bytes long; PostgreSQL identifiers hold at most 63",
+            name.len()
+        ));
+    }
+    if name.contains('\0') {
+        return Err("must not contain a NUL byte".into());
+    }
+    Ok(())
+}
+
+fn parse_offset(text: &str) -> Option<i32> {
+    if text.eq_ignore_ascii_case("utc") || text == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 18 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+fn origin(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(meta) => describe(meta, key),
+        None => String::new(),
+    }
+}
+
+/// Where a key's value came from: the file, the environment variable, or the layer.
+fn describe(meta: &Metadata, key: &str) -> String {
+    match &meta.source {
+        Some(figment::Source::File(path)) => format!(" from {}", path.display()),
+        _ if meta.name.contains("environment") => {
+            match env_vars::CONFIG_VARS.iter().find(|(_, k)| *k == key) {
+                Some((var, _)) => format!(" from environment variable {var}"),
+                None => format!(" from {}", meta.name),
+            }
+        }
+        _ => format!(" from {}", meta.name),
+    }
+}
+
+fn from_figment(figment: &Figment, err: figment::Error) -> ConfigError {
+    let key = err.path.join(".");
+    let origin = match &err.metadata {
+        Some(meta) => describe(meta, &key),
+        None => origin(figment, &key),
+    };
+    // Figment's own message repeats the key and source; keep only the kind.
+    let message = err.kind.to_string();
+    let message = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            format!("unknown key `{field}` (see ferry.example.toml for every key)")
+        }
+        _ => message,
+    };
+    let key = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) if key.is_empty() => field.clone(),
+        figment::error::Kind::UnknownField(field, _) => format!("{key}.{field}"),
+        _ => key,
+    };
+    let key = if key.is_empty() {
+        "(top level)".into()
+    } else {
+        key
+    };
+    ConfigError::Invalid {
+        key,
+        origin,
+        message: crate::redact::redact(&message).into_owned(),
+    }
+}
+
+/// The built-in defaults, the bottom layer.
+struct Defaults;
+
+impl Provider for Defaults {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("ferry's built-in defaults")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let defaults = serde_json::json!({
+            "source": { "store_dir": "store" },
+            "sqlite": { "path": ".ferry/ferry.sqlite3" },
+            "postgres": { "url": env_vars::DEFAULT_POSTGRES_URL, "schema": "ferry" },
+            "state_dir": ".ferry",
+            "import": {
+                "profile": "builtin",
+                "snapshot_threshold_bytes": 1_048_576,
+                "max_file_bytes": 67_108_864,
+                "workers": workers,
+            },
+            "transfer": { "workers": workers, "chunk_rows": 50_000, "invalid_text": "reject" },
+            "timestamps": { "naive": "UTC" },
+        });
+        Serialized::defaults(defaults).data()
+    }
+}
+
+/// Command-line flags, the top layer.
+struct Flags(Vec<(String, Value)>);
+
+impl Provider for Flags {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line flag")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut figment = Figment::new();
+        for (key, value) in &self.0 {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        figment.data()
+    }
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail's closures return figment::Error, which is large"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_in_order_and_names_the_source_of_a_bad_value() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ferry.toml",
+                "state_dir = \"from-file\"\n[postgres]\nschema = \"file_schema\"\n[transfer]\nworkers = 3\n",
+            )?;
+            let config = ConfigLoader::new().load().unwrap();
+            assert_eq!(config.state_dir, PathBuf::from("from-file"));
+            assert_eq!(config.postgres.schema, "file_schema");
+            assert_eq!(config.transfer.workers, 3);
+            assert_eq!(config.sqlite.path, PathBuf::from(".ferry/ferry.sqlite3"));
+
+            jail.set_env("FERRY_POSTGRES_SCHEMA", "env_schema");
+            jail.set_env("FERRY_TRANSFER_WORKERS", "5");
+            let config = ConfigLoader::new().load().unwrap();
+            assert_eq!(config.postgres.schema, "env_schema");
+            assert_eq!(config.transfer.workers, 5);
+
+            let config = ConfigLoader::new()
+                .flag("postgres.schema", "flag_schema")
+                .load()
+                .unwrap();
+            assert_eq!(config.postgres.schema, "flag_schema");
+
+            jail.set_env("FERRY_TRANSFER_WORKERS", "many");
+            let err = ConfigLoader::new().load().unwrap_err().to_string();
+            assert!(err.contains("`transfer.workers`"), "{err}");
+            assert!(
+                err.contains("FERRY_TRANSFER_WORKERS") || err.contains("environment"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ferry.toml", "[sqlite]\npaht = \"x\"\n")?;
+            let err = ConfigLoader::new().load().unwrap_err().to_string();
+            assert!(err.contains("sqlite.paht"), "{err}");
+            assert!(err.contains("ferry.toml"), "{err}");
+
+            jail.create_file("ferry.toml", "[postgres]\nurl = \"mysql://root:pw@x/db\"\n")?;
+            let err = ConfigLoader::new().load().unwrap_err().to_string();
+            assert!(err.contains("`postgres.url`"), "{err}");
+            assert!(err.contains("ferry.toml"), "{err}");
+            assert!(!err.contains(":pw@"), "password leaked: {err}");
+
+            jail.create_file("ferry.toml", "[timestamps]\nnaive = \"CET\"\n")?;
+            let err = ConfigLoader::new().load().unwrap_err().to_string();
+            assert!(err.contains("`timestamps.naive`"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn example_file_sets_every_key_and_loads() {
+        // The shipped example, uncommented, must be a complete and valid configuration.
+        let example = include_str!("../../../ferry.example.toml");
+        let uncommented: String = example
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = ") || r.starts_with('['))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ferry.toml", &uncommented)?;
+            let config = ConfigLoader::new().load().unwrap();
+            let from_file: toml_keys::Keys = toml_keys::keys(&uncommented);
+            let all = toml_keys::keys_of(&serde_json::to_value(&config).unwrap());
+            assert_eq!(from_file, all, "ferry.example.toml must list every key");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("UTC"), Some(0));
+        assert_eq!(parse_offset("+02:00"), Some(7200));
+        assert_eq!(parse_offset("-05:30"), Some(-19800));
+        assert_eq!(parse_offset("+2"), None);
+    }
+
+    mod toml_keys {
+        pub type Keys = std::collections::BTreeSet<String>;
+
+        pub fn keys(toml: &str) -> Keys {
+            let mut section = String::new();
+            let mut out = Keys::new();
+            for line in toml.lines().map(str::trim) {
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = format!("{name}.");
+                } else if let Some((key, _)) = line.split_once(" = ") {
+                    if !line.starts_with('#') {
+                        out.insert(format!("{section}{}", key.trim()));
+                    }
+                }
+            }
+            out
+        }
+
+        pub fn keys_of(value: &serde_json::Value) -> Keys {
+            let mut out = Keys::new();
+            walk(value, "", &mut out);
+            out
+        }
+
+        fn walk(value: &serde_json::Value, prefix: &str, out: &mut Keys) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        walk(v, &format!("{prefix}{k}."), out);
+                    }
+                }
+                _ => {
+                    out.insert(prefix.trim_end_matches('.').to_owned());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Checks several gates share: SQLite integrity and foreign keys, schema at head and equal
+//! to the reviewed snapshot, backups that still verify.
+
+use std::path::Path;
+
+use ferry_rollback::Backup;
+use ferry_schema::{Database, MigrationSet, Migrator, SnapshotSet};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::gate::Check;
+
+/// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` on an open SQLite database.
+pub(crate) async fn sqlite_integrity(db: &mut Database) -> Vec<Check> {
+    let Some(conn) = db.sqlite() else {
+        return Vec::new();
+    };
+    let integrity = match sqlx::query_scalar::<_, String>("PRAGMA integrity_check")
+        .fetch_all(&mut *conn)
+        .await
+    {
+        Ok(lines) if lines == ["ok"] => Check::new("integrity_check", true, "ok"),
+        Ok(lines) => Check::new(
+            "integrity_check",
+            false,
+            lines.into_iter().take(5).collect::<Vec<_>>().join("; "),
+        ),
+        Err(e) => Check::new("integrity_check", false, e.to_string()),
+    };
+    let fk = match sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut *conn)
+        .await
+    {
+        Ok(rows) if rows.is_empty() => Check::new("foreign_key_check", true, "no violations"),
+        Ok(rows) => {
+            let first: Vec<String> = rows
+                .iter()
+                .take(5)
+                .map(|r| {
+                    let table: String = r.try_get(0).unwrap_or_default();
+                    let rowid: Option<i64> = r.try_get(1).unwrap_or_default();
+                    let parent: String = r.try_get(2).unwrap_or_default();
+                    format!(
+                        "{table} rowid {} → {parent}",
+                        rowid.map_or("?".into(), |v| v.to_string())
+                    )
+                })
+                .collect();
+            Check::new(
+                "foreign_key_check",
+                false,
+                format!("{} violations, first: {}", rows.len(), first.join(", ")),
+            )
+        }
+        Err(e) => Check::new("foreign_key_check", false, e.to_string()),
+    };
+    vec![integrity, fk]
+}
+
+/// Schema at head, ledger clean, and the live dump equal to the reviewed snapshot of head.
+pub(crate) async fn schema_at_head(
+    db: &mut Database,
+    set: &MigrationSet,
+    snapshots: &SnapshotSet,
+) -> Vec<Check> {
+    let migrator = Migrator::new(set.clone());
+    let mut checks = Vec::new();
+    match migrator.status(db).await {
+        Ok(status) => checks.push(Check::new(
+            "schema at head",
+            status.is_clean_at_head(),
+            format!("version {} of {}", status.current, status.head),
+        )),
+        Err(e) => checks.push(Check::new("schema at head", false, e.to_string())),
+    }
+    checks.push(match migrator.verify(db).await {
+        Ok(()) => Check::new(
+            "migration ledger clean",
+            true,
+            "no dirty row, no checksum drift",
+        ),
+        Err(e) => Check::new("migration ledger clean", false, e.to_string()),
+    });
+    checks.push(match ferry_schema::dump(db).await {
+        Ok(live) => {
+            let live = without_runtime_tables(&live);
+            let cmp = ferry_schema::compare_snapshot(snapshots, set.head(), &live);
+            let detail = if cmp.equal {
+                format!("equal to the reviewed snapshot of version {}", set.head())
+            } else {
+                format!(
+                    "{} lines differ, first: {}",
+                    cmp.diff.len(),
+                    cmp.diff
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                )
+            };
+            Check::new("schema equals reviewed snapshot", cmp.equal, detail)
+        }
+        Err(e) => Check::new("schema equals reviewed snapshot", false, e.to_string()),
+    });
+    checks
+}
+
+/// Opens the backup whose evidence is at `evidence[key]` and re-hashes it.
+pub(crate) async fn backup_verifies(evidence: &Value, key: &str, name: &str) -> Check {
+    let Some(dir) = evidence
+        .get(key)
+        .and_then(|b| b.get("dir"))
+        .and_then(Value::as_str)
+    else {
+        return Check::new(name, false, format!("the ledger has no `{key}` backup"));
+    };
+    let dir = dir.to_owned();
+    let res = tokio::task::spawn_blocking(move || {
+        let backup = Backup::open(Path::new(&dir))?;
+        ferry_rollback::verify(&backup).map(|r| (backup.id().to_owned(), r))
+    })
+    .await;
+    match res {
+        Ok(Ok((id, report))) if report.is_ok() => Check::new(
+            name,
+            true,
+            format!("{id}: {} files re-hashed, all match", report.files_checked),
+        ),
+        Ok(Ok((id, report))) => Check::new(
+            name,
+            false,
+            format!(
+                "{id}: {} missing, {} changed, {} extra{}",
+                report.missing.len(),
+                report.changed.len(),
+                report.extra.len(),
+                report
+                    .manifest_problem
+                    .map(|p| format!("; {p}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Ok(Err(e)) => Check::new(name, false, e.to_string()),
+        Err(e) => Check::new(name, false, e.to_string()),
+    }
+}
+
+/// The embedded SQLite migrations and snapshots.
+pub(crate) fn sqlite_schema() -> Result<(MigrationSet, SnapshotSet), ferry_schema::SchemaError> {
+    Ok((
+        MigrationSet::from_embedded(ferry_migrations::SQLITE)?,
+        SnapshotSet::from_embedded(ferry_migrations::SQLITE_SNAPSHOTS),
+    ))
+}
+
+/// The embedded PostgreSQL migrations and snapshots.
+pub(crate) fn postgres_schema() -> Result<(MigrationSet, SnapshotSet), ferry_schema::SchemaError> {
+    Ok((
+        MigrationSet::from_embedded(ferry_migrations::POSTGRES)?,
+        SnapshotSet::from_embedded(ferry_migrations::POSTGRES_SNAPSHOTS),
+    ))
+}
+
+/// Per-table digests of a SQLite file's data tables (ferry's own `ferry_*` bookkeeping
+/// left out), as evidence a later recheck compares with.
+pub(crate) async fn sqlite_digests(path: &Path) -> Result<ferry_validate::SqliteDigest, String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        ferry_validate::digest_sqlite(&path, &ferry_validate::DigestOptions::default())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// Hex SHA-256 of a file's bytes.
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The dump without the tables ferry-transfer creates at run time for its own bookkeeping
+/// (`ferry_transfer_*`): they belong to no migration, so no snapshot has them.
+pub(crate) fn without_runtime_tables(dump: &str) -> String {
+    let mut out = String::with_capacity(dump.len());
+    let mut skipping = false;
+    for line in dump.lines() {
+        if !line.starts_with(' ') {
+            skipping = line.starts_with("table \"ferry_transfer_");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -1,0 +1,18 @@
+//! Test and demo support: scratch PostgreSQL databases and schemas that clean up after
+//! themselves, and generators of realistic fixtures.
+//!
+//! Every PostgreSQL test in ferry gets its own database or schema with a unique name, so
+//! tests run in parallel and leave nothing behind. A test never skips itself when the server
+//! is missing: [`pg::ScratchDb::new`] panics with a sentence saying what is missing.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let db = ferry_testkit::pg::ScratchDb::new("example").await;
+//! let mut conn = db.connect().await;
+//! sqlx::query("CREATE TABLE t (id bigint)").execute(&mut conn).await.unwrap();
+//! # }
+//! ```
+
+pub mod pg;
+pub mod sqlite_gen;
+pub mod store_gen;

@@ -1,0 +1,15 @@
+DROP TABLE documents;
+DROP TABLE agent_memory;
+DROP TABLE performance_metrics;
+DROP TABLE memory_snapshots;
+DROP TABLE hook_events;
+DROP TABLE sessions;
+DROP TABLE context_documents;
+DROP TABLE devlogs;
+DROP TABLE project_analyses;
+DROP TABLE configurations;
+DROP TABLE messages;
+DROP TABLE task_dependencies;
+DROP TABLE tasks;
+DROP TABLE agent_status;
+DROP TABLE agents;

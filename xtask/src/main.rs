@@ -1,0 +1,148 @@
+//! ferry's command line (`cargo xtask …`): thin glue over the ferry crates.
+//!
+//! Exit codes, decided here and nowhere else: 0 success; 1 the work ran but found
+//! differences, rejects, quarantined files or drift; 2 error.
+
+mod bench_import;
+mod bench_transfer;
+mod bench_validate;
+mod ci;
+mod demo;
+mod import_cmd;
+mod migrate_cmd;
+mod phase_cmd;
+mod transfer_cmd;
+mod validate_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ferry_core::config::{Config, ConfigLoader};
+use ferry_core::logging::{self, LogFormat};
+
+/// How a command that ran to the end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything matched, nothing was rejected: exit 0.
+    Clean,
+    /// The work completed but found differences, rejects, quarantined files or drift: exit 1.
+    Findings,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    version,
+    about = "ferry: move a JSON/Markdown store into SQLite, then PostgreSQL, in five gated phases"
+)]
+struct Cli {
+    /// Config file (default: $FERRY_CONFIG, else ./ferry.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// `text` for people, `json` for machines.
+    #[arg(long, global = true, default_value = "text", env = "FERRY_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The main job on a generated agent store, end to end, in a temporary folder.
+    Demo,
+    /// Format check, clippy with warnings denied, and every test: what CI runs.
+    Ci,
+    /// Run one phase, gated on the one before: `phase 1` … `phase 5`.
+    Phase(phase_cmd::PhaseArgs),
+    /// Where the migration stands: phases, gates, schema versions, what to run next.
+    Status(phase_cmd::StatusArgs),
+    /// Undo phases newest first down to the state after phase N, verifying each.
+    Rollback(phase_cmd::RollbackArgs),
+    /// Versioned schema migrations: add, status, up, down, plan, verify, repair, dump, diff.
+    Migrate(migrate_cmd::Args),
+    /// Import a file store into SQLite (standalone): `import STORE_DIR SQLITE_FILE`.
+    Import(import_cmd::Args),
+    /// Copy a SQLite file into PostgreSQL (standalone): `transfer SQLITE_FILE POSTGRES_URL`.
+    Transfer(transfer_cmd::Args),
+    /// Compare a SQLite file with a PostgreSQL schema: `validate SQLITE_FILE POSTGRES_URL`.
+    Validate(validate_cmd::Args),
+    /// Benchmarks against a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Import of a generated store vs reading every file.
+    Import(bench_import::Args),
+    /// Transfer of a generated SQLite file vs sqlite3 | psql COPY, and pgloader.
+    Transfer(bench_transfer::Args),
+    /// Validation vs count(*) on both sides.
+    Validate(bench_validate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(err) => {
+            let text = format!("{err:#}");
+            eprintln!("error: {}", ferry_core::redact::redact(&text));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(cli_config: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut loader = ConfigLoader::new();
+    if let Some(path) = cli_config {
+        loader = loader.file(path);
+    }
+    Ok(loader.load()?)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Ci => ci::run().await,
+        Command::Demo => demo::run().await,
+        Command::Phase(args) => phase_cmd::phase(args, load_config(cli.config)?).await,
+        Command::Status(args) => phase_cmd::status(args, load_config(cli.config)?).await,
+        Command::Rollback(args) => phase_cmd::rollback(args, load_config(cli.config)?).await,
+        Command::Migrate(args) => {
+            let config = load_config(cli.config)?;
+            if let Some(url) = args.postgres_url() {
+                ci::ensure_postgres(url).await?;
+            }
+            migrate_cmd::run(args, &config).await
+        }
+        Command::Import(args) => import_cmd::run(args, &load_config(cli.config)?).await,
+        Command::Transfer(args) => transfer_cmd::run(args, &load_config(cli.config)?).await,
+        Command::Validate(args) => validate_cmd::run(args, &load_config(cli.config)?).await,
+        Command::Bench { which } => {
+            match which {
+                BenchCommand::Import(args) => bench_import::run(args).await?,
+                BenchCommand::Transfer(args) => bench_transfer::run(args).await?,
+                BenchCommand::Validate(args) => bench_validate::run(args).await?,
+            }
+            Ok(Outcome::Clean)
+        }
+    }
+}

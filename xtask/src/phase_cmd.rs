@@ -1,0 +1,130 @@
+//! `cargo xtask phase N`, `status` and `rollback --to N`: the phase runner on the command line.
+
+use ferry_core::config::Config;
+use ferry_phases::{Phase, RollbackOptions, RunOptions, RunResult, Runner};
+
+use crate::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct PhaseArgs {
+    /// The phase to run, 1 to 5.
+    phase: u8,
+    /// Run although the previous gate did not pass (needs --reason; recorded in the ledger).
+    #[arg(long, requires = "reason")]
+    force: bool,
+    /// Why the gate is overridden.
+    #[arg(long, requires = "force")]
+    reason: Option<String>,
+    /// Run again a phase whose gate already passed.
+    #[arg(long)]
+    rerun: bool,
+    /// Phase 3: accept the rows the transfer rejects (they stay listed in its report), for
+    /// this reason, which is recorded in the ledger.
+    #[arg(long, value_name = "REASON")]
+    acknowledge_rejects: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// Undo phases down to the state after this phase (0 undoes everything).
+    #[arg(long)]
+    to: u8,
+    /// When undoing phase 1, also put the file store back as the phase-1 backup holds it
+    /// (files that changed or appeared since are moved aside, never deleted).
+    #[arg(long)]
+    restore_store: bool,
+}
+
+pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
+    let phase = Phase::try_from(args.phase).map_err(anyhow::Error::msg)?;
+    if phase >= Phase::Load {
+        crate::ci::ensure_postgres(config.postgres.url.expose()).await?;
+    }
+    let runner = Runner::new(config);
+    let options = RunOptions {
+        force_reason: if args.force { args.reason } else { None },
+        rerun: args.rerun,
+        acknowledge_rejects: args.acknowledge_rejects,
+    };
+    match runner.run(phase, &options).await? {
+        RunResult::AlreadyPassed(entry) => {
+            println!(
+                "{phase} already passed at {} ({}); nothing to do. Use --rerun to run it again.",
+                entry.finished_at.format("%Y-%m-%d %H:%M:%SZ"),
+                entry.summary
+            );
+            Ok(Outcome::Clean)
+        }
+        RunResult::Ran {
+            report,
+            report_path,
+        } => {
+            if !report.details.is_empty() {
+                println!("{}", report.details);
+            }
+            println!(
+                "{phase}: gate {}\n\n{}",
+                if report.passed { "passed" } else { "FAILED" },
+                report.table()
+            );
+            println!("report: {} (and .md)", report_path.display());
+            Ok(if report.passed {
+                Outcome::Clean
+            } else {
+                Outcome::Findings
+            })
+        }
+    }
+}
+
+pub async fn status(args: StatusArgs, config: Config) -> anyhow::Result<Outcome> {
+    let report = Runner::new(config).status().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(Outcome::Clean)
+}
+
+pub async fn rollback(args: RollbackArgs, config: Config) -> anyhow::Result<Outcome> {
+    let runner = Runner::new(config);
+    let reports = runner
+        .rollback(
+            args.to,
+            &RollbackOptions {
+                restore_store: args.restore_store,
+            },
+        )
+        .await?;
+    if reports.is_empty() {
+        println!("nothing to roll back: no phase above {} has run", args.to);
+        return Ok(Outcome::Clean);
+    }
+    let mut clean = true;
+    for r in &reports {
+        println!(
+            "rolled back {}: {}\n\n{}",
+            r.phase,
+            if r.passed {
+                "verified"
+            } else {
+                "VERIFICATION FOUND DIFFERENCES"
+            },
+            r.table()
+        );
+        clean &= r.passed;
+    }
+    Ok(if clean {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
+}

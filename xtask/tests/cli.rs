@@ -1,0 +1,153 @@
+//! The command line as a user meets it: exit codes (0 success, 1 findings, 2 error), errors
+//! that name the key or file, and passwords that never reach the terminal.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn xtask(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.current_dir(dir).args(args).env("FERRY_PROGRESS", "0");
+    for var in [
+        "FERRY_CONFIG",
+        "FERRY_POSTGRES_URL",
+        "FERRY_TRANSFER_WORKERS",
+        "FERRY_STORE_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run xtask")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn migrate_verify_exits_one_on_drift_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("m");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("0001_init.up.sql"),
+        "CREATE TABLE t (id integer);\n",
+    )
+    .unwrap();
+    std::fs::write(migrations.join("0001_init.down.sql"), "DROP TABLE t;\n").unwrap();
+    let db = "sqlite://app.sqlite3";
+    let out = xtask(
+        dir.path(),
+        &["migrate", "up", "--db", db, "--dir", "m"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = xtask(
+        dir.path(),
+        &["migrate", "verify", "--db", db, "--dir", "m"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    std::fs::write(
+        migrations.join("0001_init.up.sql"),
+        "CREATE TABLE t (id bigint);\n",
+    )
+    .unwrap();
+    let out = xtask(
+        dir.path(),
+        &["migrate", "verify", "--db", db, "--dir", "m"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("0001_init.up.sql"), "{}", text(&out));
+    let out = xtask(
+        dir.path(),
+        &["migrate", "status", "--db", db, "--dir", "m"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("drifted"), "{}", text(&out));
+}
+
+#[test]
+fn a_bad_config_value_exits_two_naming_key_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = xtask(
+        dir.path(),
+        &["status"],
+        &[("FERRY_TRANSFER_WORKERS", "many")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("transfer.workers") && t.contains("FERRY_TRANSFER_WORKERS"),
+        "{t}"
+    );
+
+    std::fs::write(dir.path().join("ferry.toml"), "[sqlite]\npaht = \"x\"\n").unwrap();
+    let out = xtask(dir.path(), &["status"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("sqlite.paht") && text(&out).contains("ferry.toml"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_phase_before_its_gate_exits_two_and_says_which_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("store")).unwrap();
+    std::fs::write(dir.path().join("store/a.json"), "{}").unwrap();
+    let out = xtask(dir.path(), &["phase", "2"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("phase 1 (foundation) has not passed"),
+        "{}",
+        text(&out)
+    );
+    let out = xtask(dir.path(), &["phase", "2", "--force"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--force without --reason is refused: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_password_never_reaches_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "Sw0rdfish-Secret";
+    // Nothing listens on port 1: the error must still mask the password.
+    let url = format!("postgres://postgres:{secret}@127.0.0.1:1/postgres");
+    let out = xtask(dir.path(), &["migrate", "status", "--db", &url], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(!t.contains(secret), "password leaked: {t}");
+    assert!(t.contains("postgres:***@127.0.0.1:1"), "{t}");
+
+    let out = xtask(
+        dir.path(),
+        &["--log-format", "json", "-v", "status"],
+        &[("FERRY_POSTGRES_URL", &url)],
+    );
+    let t = text(&out);
+    assert!(!t.contains(secret), "password leaked: {t}");
+}
+
+#[test]
+fn status_json_is_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = xtask(dir.path(), &["status", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["phases"].as_array().unwrap().len(), 5);
+    assert_eq!(v["next"], "cargo xtask phase 1");
+}
