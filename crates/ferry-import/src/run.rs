@@ -41,8 +41,10 @@ const WINDOW_BYTES: u64 = 4 << 20;
 /// A parser thread takes this many consecutive files (or this many bytes) at a time.
 const CHUNK_FILES: usize = 8;
 const CHUNK_BYTES: u64 = 1 << 20;
-/// The page cache during an import, in KiB: the writer commits before it fills, so dirty
-/// pages never spill to the file mid-transaction (each spilled page is written again).
+/// The page cache during an import, in KiB: an ordinary import commits before it fills, so
+/// dirty pages never spill to the file mid-transaction (each spilled page is written again).
+/// A bulk load is one transaction and does spill; a larger cache was measured and only helps
+/// once it holds the whole database, which would break the import's memory bound.
 const IMPORT_CACHE_KIB: u64 = 32_768;
 /// How long the import waits for another writer to let go of the database.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,12 +60,8 @@ pub(crate) fn open(path: &Path) -> Result<Connection, ImportError> {
     conn.set_prepared_statement_cache_capacity(256);
     // Temporary files in memory: the savepoint around each batch journals the pages it
     // touches, and writing that journal to a file costs a system call per page.
-    let cache: u64 = std::env::var("XEXP_CACHE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(IMPORT_CACHE_KIB);
     conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache}; PRAGMA temp_store = MEMORY;"
+        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{IMPORT_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(ctx())?;
     let fk: i64 = conn
