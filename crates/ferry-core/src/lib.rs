@@ -17,6 +17,7 @@ pub mod config;
 pub mod env_vars;
 pub mod fsutil;
 pub mod logging;
+pub mod pgcopy;
 pub mod plan;
 pub mod progress;
 pub mod redact;

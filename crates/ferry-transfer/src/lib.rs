@@ -39,13 +39,10 @@
 //! ```
 
 mod bookkeeping;
-mod cell;
 mod ddl;
-mod encode;
 mod engine;
 mod error;
 mod ident;
-mod json;
 mod pg;
 mod plan_build;
 mod profile;
@@ -55,7 +52,6 @@ mod schema;
 mod sqlite;
 mod sqltext;
 mod steps;
-mod timestamp;
 pub mod typemap;
 
 use std::collections::{HashMap, HashSet};
@@ -69,6 +65,11 @@ use ferry_core::redact::SecretUrl;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
+
+// The value conversions live in ferry-core so that ferry-sync applies changes with exactly
+// the same code.
+pub(crate) use ferry_core::pgcopy as encode;
+pub(crate) use ferry_core::pgcopy::{cell, json, timestamp};
 
 pub use bookkeeping::{
     CHECKPOINTS as CHECKPOINTS_TABLE, REJECTS as REJECTS_TABLE, RUNS as RUNS_TABLE,

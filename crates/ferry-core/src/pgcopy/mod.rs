@@ -4,11 +4,18 @@
 //! row a 16-bit field count and for each field a 32-bit length (−1 for NULL) and the
 //! payload in the type's binary `recv` format, then −1 as a 16-bit trailer. A value that
 //! cannot be written exactly returns a [`ConvError`]; the caller rejects the row.
+//!
+//! These are the conversions of a transfer plan (`ferry-transfer` copies with them,
+//! `ferry-sync` applies changes with them): one implementation, so a value synced later
+//! lands exactly as the bulk copy would have written it.
 
-use ferry_core::plan::TargetType;
+pub mod cell;
+pub mod json;
+pub mod timestamp;
 
-use crate::cell::Cell;
-use crate::{json, timestamp};
+use crate::plan::TargetType;
+
+use self::cell::Cell;
 
 /// Signature, flags (no OIDs) and an empty header extension.
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -132,7 +139,7 @@ fn mismatch(cell: &Cell<'_>, target: &TargetType) -> ConvError {
 fn short(cell: &Cell<'_>) -> String {
     let s = cell.display();
     if s.len() > 80 {
-        format!("{}…", crate::ident::prefix(&s, 80))
+        format!("{}…", prefix(&s, 80))
     } else {
         s
     }
@@ -476,6 +483,18 @@ fn split_decimal(text: &str) -> Option<(bool, String, String)> {
     let (i, f) = all.split_at(point);
     let i = if i.is_empty() { "0" } else { i };
     Some((neg, i.to_owned(), f.to_owned()))
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]
