@@ -97,16 +97,16 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(ferry_core::exit::ERROR);
         }
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::Findings) => ExitCode::from(1),
+        Ok(Outcome::Findings) => ExitCode::from(ferry_core::exit::FINDINGS),
         Err(err) => {
             let text = format!("{err:#}");
             eprintln!("error: {}", ferry_core::redact::redact(&text));
-            ExitCode::from(2)
+            ExitCode::from(ferry_core::exit::ERROR)
         }
     }
 }

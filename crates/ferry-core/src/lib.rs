@@ -15,12 +15,14 @@
 
 pub mod config;
 pub mod env_vars;
+pub mod exit;
 pub mod fsutil;
 pub mod logging;
 pub mod pgcopy;
 pub mod plan;
 pub mod progress;
 pub mod redact;
+pub mod sql;
 pub mod table;
 pub mod value;
 

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [store, db, rest @ ..] = args.as_slice() else {
         eprintln!("usage: import_store STORE_DIR SQLITE_FILE [STATE_DIR]");
-        std::process::exit(2);
+        std::process::exit(i32::from(ferry_core::exit::ERROR));
     };
     let state = rest
         .first()

@@ -114,9 +114,7 @@ pub(crate) struct Mapped {
     pub defaulted: bool,
 }
 
-pub(crate) fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
+pub(crate) use ferry_core::sql::quote_ident as quote;
 
 impl Plan {
     pub fn build(

@@ -180,12 +180,4 @@ impl Database {
     }
 }
 
-/// Quotes an identifier for either dialect: `"` doubled inside double quotes.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a string literal for either dialect.
-pub fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub use ferry_core::sql::{quote_ident, quote_literal};

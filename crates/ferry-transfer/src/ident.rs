@@ -13,25 +13,9 @@ use sha2::{Digest, Sha256};
 /// PostgreSQL's identifier limit in bytes (`NAMEDATALEN - 1`).
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
-/// `"name"`, with inner quotes doubled.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// `"schema"."name"`.
-pub fn qualified(schema: &str, name: &str) -> String {
-    format!("{}.{}", quote(schema), quote(name))
-}
-
-/// A PostgreSQL string literal (`standard_conforming_strings` is on since 9.1).
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// A SQLite identifier quoted for SQLite.
-pub fn quote_sqlite(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use ferry_core::sql::{
+    qualified, quote_ident as quote, quote_ident as quote_sqlite, quote_literal as literal,
+};
 
 /// Hands out identifiers unique within one scope (a schema's relations, a table's columns).
 #[derive(Debug, Default, Clone)]

@@ -147,7 +147,4 @@ impl TableSpec {
     }
 }
 
-/// `"name"` with embedded quotes doubled: an identifier for SQLite or PostgreSQL.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub(crate) use ferry_core::sql::quote_ident;

@@ -15,10 +15,10 @@ use ferry_transfer::{Target, TransferOptions};
 fn main() -> ExitCode {
     match run() {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(false) => ExitCode::from(ferry_core::exit::FINDINGS),
         Err(e) => {
             eprintln!("error: {}", redact(&e));
-            ExitCode::from(2)
+            ExitCode::from(ferry_core::exit::ERROR)
         }
     }
 }
