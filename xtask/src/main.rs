@@ -8,6 +8,7 @@ mod bench_transfer;
 mod bench_validate;
 mod ci;
 mod demo;
+mod faults;
 mod import_cmd;
 mod migrate_cmd;
 mod phase_cmd;
@@ -62,6 +63,8 @@ enum Command {
     Status(phase_cmd::StatusArgs),
     /// Undo phases newest first down to the state after phase N, verifying each.
     Rollback(phase_cmd::RollbackArgs),
+    /// Kill each phase with SIGKILL at random points, finish or undo it, check the end state.
+    Faults(faults::Args),
     /// Versioned schema migrations: add, status, up, down, plan, verify, repair, dump, diff.
     Migrate(migrate_cmd::Args),
     /// Import a file store into SQLite (standalone): `import STORE_DIR SQLITE_FILE`.
@@ -126,6 +129,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Phase(args) => phase_cmd::phase(args, load_config(cli.config)?).await,
         Command::Status(args) => phase_cmd::status(args, load_config(cli.config)?).await,
         Command::Rollback(args) => phase_cmd::rollback(args, load_config(cli.config)?).await,
+        Command::Faults(args) => faults::run(args, &load_config(cli.config)?).await,
         Command::Migrate(args) => {
             let config = load_config(cli.config)?;
             if let Some(url) = args.postgres_url() {

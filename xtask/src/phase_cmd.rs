@@ -1,7 +1,7 @@
 //! `cargo xtask phase N`, `status` and `rollback --to N`: the phase runner on the command line.
 
 use ferry_core::config::Config;
-use ferry_phases::{Phase, RollbackOptions, RunOptions, RunResult, Runner};
+use ferry_phases::{Phase, RollbackOptions, RunOptions, RunResult, Runner, Wait};
 
 use crate::Outcome;
 
@@ -22,6 +22,9 @@ pub struct PhaseArgs {
     /// this reason, which is recorded in the ledger.
     #[arg(long, value_name = "REASON")]
     acknowledge_rejects: Option<String>,
+    /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -40,6 +43,17 @@ pub struct RollbackArgs {
     /// (files that changed or appeared since are moved aside, never deleted).
     #[arg(long)]
     restore_store: bool,
+    /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+fn wait(no_wait: bool) -> Wait {
+    if no_wait {
+        Wait::No
+    } else {
+        Wait::Forever
+    }
 }
 
 pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
@@ -52,12 +66,13 @@ pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
         force_reason: if args.force { args.reason } else { None },
         rerun: args.rerun,
         acknowledge_rejects: args.acknowledge_rejects,
+        wait: wait(args.no_wait),
     };
     match runner.run(phase, &options).await? {
         RunResult::AlreadyPassed(entry) => {
             println!(
                 "{phase} already passed at {} ({}); nothing to do. Use --rerun to run it again.",
-                entry.finished_at.format("%Y-%m-%d %H:%M:%SZ"),
+                entry.finished_at.unwrap_or(entry.started_at).format("%Y-%m-%d %H:%M:%SZ"),
                 entry.summary
             );
             Ok(Outcome::Clean)
@@ -74,8 +89,29 @@ pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
                 if report.passed { "passed" } else { "FAILED" },
                 report.table()
             );
+            let findings = &report.findings;
+            if report.passed && !findings.is_empty() {
+                // The gate passes (every file is accounted for), but a person should look
+                // at these: the same exit 1 as a standalone `import` that quarantined files.
+                println!(
+                    "\n{} {}{}:",
+                    findings.count,
+                    findings.what,
+                    if findings.first.len() < findings.count as usize {
+                        format!(", the first {}", findings.first.len())
+                    } else {
+                        String::new()
+                    }
+                );
+                for line in &findings.first {
+                    println!("  {line}");
+                }
+                if let Some(path) = &findings.report {
+                    println!("all of them, with their reasons: {}", path.display());
+                }
+            }
             println!("report: {} (and .md)", report_path.display());
-            Ok(if report.passed {
+            Ok(if report.passed && findings.is_empty() {
                 Outcome::Clean
             } else {
                 Outcome::Findings
@@ -101,6 +137,7 @@ pub async fn rollback(args: RollbackArgs, config: Config) -> anyhow::Result<Outc
             args.to,
             &RollbackOptions {
                 restore_store: args.restore_store,
+                wait: wait(args.no_wait),
             },
         )
         .await?;

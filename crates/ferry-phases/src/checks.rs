@@ -1,14 +1,16 @@
 //! Checks several gates share: SQLite integrity and foreign keys, schema at head and equal
-//! to the reviewed snapshot, backups that still verify.
+//! to the reviewed snapshot, backups that still verify, interrupted backup folders.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use ferry_rollback::Backup;
+use chrono::{DateTime, Utc};
+use ferry_rollback::{Backup, BackupEvidence};
 use ferry_schema::{Database, MigrationSet, Migrator, SnapshotSet};
-use serde_json::Value;
 use sqlx::Row;
 
 use crate::gate::Check;
+use crate::module::Depth;
 
 /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` on an open SQLite database.
 pub(crate) async fn sqlite_integrity(db: &mut Database) -> Vec<Check> {
@@ -106,32 +108,61 @@ pub(crate) async fn schema_at_head(
     checks
 }
 
-/// Opens the backup whose evidence is at `evidence[key]` and re-hashes it.
-pub(crate) async fn backup_verifies(evidence: &Value, key: &str, name: &str) -> Check {
-    let Some(dir) = evidence
-        .get(key)
-        .and_then(|b| b.get("dir"))
-        .and_then(Value::as_str)
-    else {
-        return Check::new(name, false, format!("the ledger has no `{key}` backup"));
+/// The backup `evidence` names still checks out: at [`Depth::Full`] every file is
+/// re-hashed against the manifest; at [`Depth::Quick`] the manifest opens and its seal
+/// (digest, paths, test-restore verdict) holds.
+pub(crate) async fn backup_verifies(
+    evidence: Option<&BackupEvidence>,
+    name: &str,
+    depth: Depth,
+) -> Check {
+    let Some(evidence) = evidence else {
+        return Check::new(name, false, "the ledger names no such backup");
     };
-    let dir = dir.to_owned();
+    let dir = evidence.dir.clone();
+    let sealed = evidence.manifest_sha256.clone();
     let res = tokio::task::spawn_blocking(move || {
-        let backup = Backup::open(Path::new(&dir))?;
-        ferry_rollback::verify(&backup).map(|r| (backup.id().to_owned(), r))
+        let backup = Backup::open(&dir)?;
+        let report = match depth {
+            Depth::Full => Some(ferry_rollback::verify(&backup)?),
+            Depth::Quick => None,
+        };
+        Ok::<_, ferry_rollback::RollbackError>((backup, report))
     })
     .await;
     match res {
-        Ok(Ok((id, report))) if report.is_ok() => Check::new(
-            name,
-            true,
-            format!("{id}: {} files re-hashed, all match", report.files_checked),
-        ),
-        Ok(Ok((id, report))) => Check::new(
+        Ok(Ok((backup, _))) if backup.manifest.manifest_sha256 != sealed => Check::new(
             name,
             false,
             format!(
-                "{id}: {} missing, {} changed, {} extra{}",
+                "{}: its manifest is not the one the gate recorded",
+                backup.id()
+            ),
+        ),
+        Ok(Ok((backup, None))) => Check::new(
+            name,
+            true,
+            format!(
+                "{}: manifest intact ({} files; re-hashed before the next phase)",
+                backup.id(),
+                backup.manifest.contents.totals.files
+            ),
+        ),
+        Ok(Ok((backup, Some(report)))) if report.is_ok() => Check::new(
+            name,
+            true,
+            format!(
+                "{}: {} files re-hashed, all match",
+                backup.id(),
+                report.files_checked
+            ),
+        ),
+        Ok(Ok((backup, Some(report)))) => Check::new(
+            name,
+            false,
+            format!(
+                "{}: {} missing, {} changed, {} extra{}",
+                backup.id(),
                 report.missing.len(),
                 report.changed.len(),
                 report.extra.len(),
@@ -144,6 +175,86 @@ pub(crate) async fn backup_verifies(evidence: &Value, key: &str, name: &str) -> 
         Ok(Err(e)) => Check::new(name, false, e.to_string()),
         Err(e) => Check::new(name, false, e.to_string()),
     }
+}
+
+/// Backup folders under `state_dir/backups/` with one of `labels` that have no manifest
+/// (interrupted backups), and the hidden test-restore folders of interrupted backups.
+pub(crate) fn incomplete_backups(state_dir: &Path, labels: &[&str]) -> Vec<PathBuf> {
+    let root = state_dir.join("backups");
+    let Ok(items) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items.flatten() {
+        let name = item.file_name().to_string_lossy().into_owned();
+        let path = item.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let id = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".test-restore"));
+        let incomplete = match id {
+            Some(_) => true,
+            None => !path.join(ferry_rollback::MANIFEST_FILE).is_file(),
+        };
+        let id = id.unwrap_or(&name);
+        if incomplete && labels.iter().any(|l| backup_label(id) == Some(*l)) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The label of a backup id `<label>-<yyyymmddThhmmssmmmZ>`.
+fn backup_label(id: &str) -> Option<&str> {
+    let (label, time) = id.rsplit_once('-')?;
+    parse_backup_time(time).map(|_| label)
+}
+
+/// When the backup folder `dir` was started, from its name.
+pub(crate) fn backup_time(dir: &Path) -> Option<DateTime<Utc>> {
+    let name = dir.file_name()?.to_str()?;
+    let id = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".test-restore"))
+        .unwrap_or(name);
+    parse_backup_time(id.rsplit_once('-')?.1)
+}
+
+fn parse_backup_time(text: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%S%3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Row counts of `tables` in a SQLite file, read-only (a missing file is an error, never
+/// created).
+pub(crate) async fn sqlite_counts(
+    path: &Path,
+    tables: impl Iterator<Item = &str>,
+) -> Result<BTreeMap<String, u64>, String> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    let mut conn = sqlx::ConnectOptions::connect(&options)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {}",
+            ferry_core::sql::quote_ident(t)
+        ))
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| format!("counting the rows of {t}: {e}"))?;
+        out.insert(t.to_owned(), n.max(0) as u64);
+    }
+    sqlx::Connection::close(conn).await.ok();
+    Ok(out)
 }
 
 /// The embedded SQLite migrations and snapshots.

@@ -19,6 +19,17 @@ pub enum PhaseError {
     #[error("{phase} cannot run again while {later} has passed on top of it; roll back with `rollback --to {to}` first, or override with --force --reason \"…\"")]
     LaterPhasePassed { phase: Phase, later: Phase, to: u8 },
 
+    #[error("{phase} passed at {when}, but its evidence no longer holds ({why}); run it again with --rerun, or roll back with `rollback --to {to}`")]
+    NoLongerHolds {
+        phase: Phase,
+        when: String,
+        why: String,
+        to: u8,
+    },
+
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
+
     #[error("--force needs --reason \"…\": the reason is recorded in the phase ledger")]
     ForceWithoutReason,
 

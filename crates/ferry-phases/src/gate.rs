@@ -16,6 +16,10 @@ pub struct Check {
     pub passed: bool,
     /// What was measured, in words a person can act on.
     pub detail: String,
+    /// The check could not be made (a server did not answer): it does not pass, and says
+    /// so rather than claiming a difference.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 impl Check {
@@ -24,7 +28,35 @@ impl Check {
             name: name.to_owned(),
             passed,
             detail: detail.into(),
+            unverified: false,
         }
+    }
+
+    /// A check that could not be made, and why.
+    pub fn unverified(name: &str, detail: impl Into<String>) -> Self {
+        Self {
+            unverified: true,
+            ..Self::new(name, false, detail)
+        }
+    }
+}
+
+/// What a passed gate still wants a person to see, such as quarantined files: the command
+/// shows the first few with the count and the report, and exits 1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Findings {
+    pub count: u64,
+    /// What they are, plural: `quarantined files`.
+    pub what: String,
+    /// The first few, each a path and its reason.
+    pub first: Vec<String>,
+    /// The report that lists them all.
+    pub report: Option<PathBuf>,
+}
+
+impl Findings {
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 }
 
@@ -36,6 +68,9 @@ pub fn all_passed(checks: &[Check]) -> bool {
 /// A gate's (or rollback's) report, as saved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateReport {
+    /// The ledger entry of the run (or rollback) this report belongs to.
+    #[serde(default)]
+    pub run_id: String,
     pub phase: Phase,
     /// `gate` or `rollback`.
     pub kind: String,
@@ -44,6 +79,9 @@ pub struct GateReport {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub details: String,
     pub checks: Vec<Check>,
+    /// Passed, yet worth a person's look (exit 1).
+    #[serde(default, skip_serializing_if = "Findings::is_empty")]
+    pub findings: Findings,
     pub evidence: serde_json::Value,
     pub generated_at: DateTime<Utc>,
     pub ferry_version: String,
@@ -57,6 +95,8 @@ impl GateReport {
                 c.name.clone(),
                 if c.passed {
                     "pass".into()
+                } else if c.unverified {
+                    "UNVERIFIED".into()
                 } else {
                     "FAIL".into()
                 },
@@ -70,9 +110,10 @@ impl GateReport {
     pub fn markdown(&self) -> String {
         let verdict = if self.passed { "passed" } else { "FAILED" };
         format!(
-            "# {} {}: {verdict}\n\nGenerated {} by ferry {}.\n\n{}\n{}## Evidence\n\n```json\n{}\n```\n",
+            "# {} {}: {verdict}\n\nRun {}, generated {} by ferry {}.\n\n{}\n{}## Evidence\n\n```json\n{}\n```\n",
             self.phase,
             self.kind,
+            self.run_id,
             self.generated_at.to_rfc3339(),
             self.ferry_version,
             self.table().to_markdown(),

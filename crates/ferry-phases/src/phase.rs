@@ -48,7 +48,7 @@ impl Phase {
 
     /// Whether this build can run the phase.
     pub fn is_built(self) -> bool {
-        self <= Phase::Load
+        crate::module::module(self).built()
     }
 }
 

@@ -210,8 +210,9 @@ async fn a_phase_is_refused_until_the_gate_before_it_passed_and_force_is_recorde
     let last = entries.last().unwrap();
     assert_eq!((last.phase, last.action), (Phase::Import, Action::Run));
     assert_eq!(last.forced_reason.as_deref(), Some("testing the override"));
-    assert!(last.evidence["forced_over"]
-        .as_str()
+    assert!(last
+        .forced_over
+        .as_deref()
         .unwrap()
         .contains("has not passed"));
 }
