@@ -72,7 +72,10 @@ pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
         RunResult::AlreadyPassed(entry) => {
             println!(
                 "{phase} already passed at {} ({}); nothing to do. Use --rerun to run it again.",
-                entry.finished_at.unwrap_or(entry.started_at).format("%Y-%m-%d %H:%M:%SZ"),
+                entry
+                    .finished_at
+                    .unwrap_or(entry.started_at)
+                    .format("%Y-%m-%d %H:%M:%SZ"),
                 entry.summary
             );
             Ok(Outcome::Clean)

@@ -84,7 +84,8 @@ impl PhaseModule for Foundation {
             });
         }
 
-        let mut spec = BackupSpec::new(config.state_dir.join("backups"), BACKUP_LABELS[0]).store(store);
+        let mut spec =
+            BackupSpec::new(config.state_dir.join("backups"), BACKUP_LABELS[0]).store(store);
         if preexisting && sqlite.exists() {
             spec = spec.sqlite(sqlite);
         }
@@ -162,8 +163,12 @@ impl PhaseModule for Foundation {
     /// schema is still at head and equal to the snapshot.
     async fn recheck(cx: &Cx<'_>, rec: &Recorded<Self>, depth: Depth) -> Vec<Check> {
         let mut out = vec![
-            checks::backup_verifies(rec.evidence.backup.as_ref(), "phase-1 backup verifies", depth)
-                .await,
+            checks::backup_verifies(
+                rec.evidence.backup.as_ref(),
+                "phase-1 backup verifies",
+                depth,
+            )
+            .await,
             checks::backup_verifies(
                 rec.evidence.gate_backup.as_ref(),
                 "gate-1 SQLite backup verifies",
@@ -205,7 +210,10 @@ impl PhaseModule for Foundation {
                     && rec.finished_at.is_none_or(|f| t <= f)
             });
             if within {
-                out.push(format!("backup folder {} without a manifest", dir.display()));
+                out.push(format!(
+                    "backup folder {} without a manifest",
+                    dir.display()
+                ));
             }
         }
         let sqlite = &cx.config.sqlite.path;

@@ -49,10 +49,10 @@ pub(crate) async fn tidy(
                 .await
         };
         let e = &mut entries[i];
-        let who = e
-            .process
-            .as_ref()
-            .map_or_else(|| "its process".to_owned(), |p| format!("pid {} on {}", p.pid, p.host));
+        let who = e.process.as_ref().map_or_else(
+            || "its process".to_owned(),
+            |p| format!("pid {} on {}", p.pid, p.host),
+        );
         e.outcome = Outcome::Interrupted;
         e.finished_at = Some(now);
         e.summary = format!(
@@ -110,9 +110,9 @@ pub(crate) async fn tidy(
 /// The entry whose run was under way at `t` (phase 1 takes the backups).
 fn owner_of(entries: &[Entry], t: DateTime<Utc>, now: DateTime<Utc>) -> Option<usize> {
     let slack = chrono::Duration::seconds(2);
-    entries.iter().rposition(|e| {
-        t + slack >= e.started_at && t <= e.finished_at.unwrap_or(now) + slack
-    })
+    entries
+        .iter()
+        .rposition(|e| t + slack >= e.started_at && t <= e.finished_at.unwrap_or(now) + slack)
 }
 
 fn remove_backup_dir(dir: &Path) -> Result<(), PhaseError> {

@@ -400,8 +400,8 @@ pub(crate) async fn tables_unchanged(config: &Config, evidence: &Evidence, depth
 
 /// Relative paths of every file and symlink in the phase-1 backup of the store.
 fn manifest_paths(backup: Option<&BackupEvidence>) -> Result<Vec<String>, PhaseError> {
-    let backup =
-        backup.ok_or_else(|| PhaseError::failed("phase 2", "phase 1's ledger entry has no backup"))?;
+    let backup = backup
+        .ok_or_else(|| PhaseError::failed("phase 2", "phase 1's ledger entry has no backup"))?;
     let backup = Backup::open(&backup.dir)
         .map_err(|e| PhaseError::failed("opening the phase-1 backup", e))?;
     let store = backup

@@ -80,6 +80,9 @@ pub(crate) struct Evidence {
     pub plan: Option<PathBuf>,
     #[serde(default)]
     pub transfer_report: Option<PathBuf>,
+    /// A completed copy no attempt had reported was emptied and copied again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copy_reset: bool,
     #[serde(default)]
     pub rows_copied: u64,
     #[serde(default)]
@@ -152,9 +155,12 @@ impl PhaseModule for Load {
             .map_err(|e| PhaseError::failed("planning the copy into PostgreSQL", e))?;
         run.evidence.plan = Some(save(config, "plan3", &plan)?);
         run.checkpoint()?;
-        let report = ferry_transfer::execute(&plan, &target, &options)
-            .await
-            .map_err(|e| PhaseError::failed("copying SQLite into PostgreSQL", e))?;
+        let report = match completed_copy(run, &target, &options, &plan).await? {
+            Some(report) => report,
+            None => ferry_transfer::execute(&plan, &target, &options)
+                .await
+                .map_err(|e| PhaseError::failed("copying SQLite into PostgreSQL", e))?,
+        };
         let report_path = save(config, "transfer3", &report)?;
         run.evidence.transfer_report = Some(report_path.clone());
         run.evidence.rows_copied = report.tables.iter().map(|t| t.rows).sum();
@@ -302,11 +308,13 @@ impl PhaseModule for Load {
             )),
         }
         let schema = &cx.config.postgres.schema;
-        let mut db = match tokio::time::timeout(CONNECT_TIMEOUT, connect(cx.config, schema)).await
-        {
+        let mut db = match tokio::time::timeout(CONNECT_TIMEOUT, connect(cx.config, schema)).await {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => {
-                out.push(Check::unverified("PostgreSQL data as gate 3 saw it", e.to_string()));
+                out.push(Check::unverified(
+                    "PostgreSQL data as gate 3 saw it",
+                    e.to_string(),
+                ));
                 return out;
             }
             Err(_) => {
@@ -451,7 +459,9 @@ impl PhaseModule for Load {
             out.insert("dropped".into(), json!(ferry_tables));
         } else {
             if schema_exists(&mut db, &schema).await? {
-                rb.step(format!("dropping schema \"{schema}\", which phase 3 created"))?;
+                rb.step(format!(
+                    "dropping schema \"{schema}\", which phase 3 created"
+                ))?;
             }
             let conn = postgres(&mut db)?;
             sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {quoted} CASCADE"))
@@ -502,12 +512,81 @@ impl PhaseModule for Load {
     }
 }
 
+/// When an earlier attempt of this chain completed the copy (it was killed while validating,
+/// or the phase passed and is run again), its transfer report, so the copy is not repeated.
+/// A completed copy without such a report (the attempt died between the two) is reset, so
+/// that the copy runs again from the start. `None`: copy (or resume an unfinished copy).
+async fn completed_copy(
+    run: &mut RunCx<'_, Load>,
+    target: &Target,
+    options: &TransferOptions,
+    plan: &TransferPlan,
+) -> Result<Option<ferry_transfer::TransferReport>, PhaseError> {
+    let recorded = ferry_transfer::recorded_run(target, options)
+        .await
+        .map_err(|e| PhaseError::failed("reading the transfer recorded in PostgreSQL", e))?;
+    let Some(recorded) = recorded.filter(|r| r.complete) else {
+        return Ok(None);
+    };
+    let same = recorded.source == plan.source
+        && ferry_transfer::fingerprint(&recorded.plan) == ferry_transfer::fingerprint(plan);
+    let earlier = run
+        .earlier
+        .iter()
+        .rev()
+        .filter_map(|r| r.evidence.transfer_report.as_deref())
+        .find_map(|p| {
+            let report: ferry_transfer::TransferReport =
+                serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+            (report.schema == target.schema).then_some((p.to_path_buf(), report))
+        });
+    if let (true, Some((path, report))) = (same, earlier) {
+        tracing::info!(
+            "the copy into \"{}\" was completed by an earlier attempt ({}); validating it again",
+            target.schema,
+            path.display()
+        );
+        return Ok(Some(report));
+    }
+    tracing::warn!(
+        "schema \"{}\" holds a completed copy no attempt of this phase reported; emptying its tables to copy again",
+        target.schema
+    );
+    run.evidence.copy_reset = true;
+    run.checkpoint()?;
+    let mut db = connect(run.config(), &target.schema).await?;
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|t| ferry_core::sql::qualified(&target.schema, &t.target))
+        .collect();
+    let bookkeeping: Vec<String> = [
+        ferry_transfer::RUNS_TABLE,
+        ferry_transfer::CHECKPOINTS_TABLE,
+        ferry_transfer::REJECTS_TABLE,
+        ferry_transfer::STEPS_TABLE,
+    ]
+    .iter()
+    .map(|t| ferry_core::sql::qualified(&target.schema, t))
+    .collect();
+    let sql = format!(
+        "TRUNCATE {}; DROP TABLE IF EXISTS {}",
+        tables.join(", "),
+        bookkeeping.join(", ")
+    );
+    let res = sqlx::raw_sql(&sql).execute(postgres(&mut db)?).await;
+    db.close().await;
+    res.map_err(|e| {
+        PhaseError::failed(
+            format!("emptying schema \"{}\" to copy again", target.schema),
+            e,
+        )
+    })?;
+    Ok(None)
+}
+
 /// PostgreSQL's tables have the row counts gate 3 recorded.
-async fn postgres_counts_unchanged(
-    db: &mut Database,
-    schema: &str,
-    evidence: &Evidence,
-) -> Check {
+async fn postgres_counts_unchanged(db: &mut Database, schema: &str, evidence: &Evidence) -> Check {
     let name = "PostgreSQL data as gate 3 saw it";
     if evidence.tables.is_empty() {
         return Check::new(name, false, "gate 3 recorded no tables");
@@ -522,7 +601,10 @@ async fn postgres_counts_unchanged(
             "SELECT count(*) FROM {}",
             ferry_core::sql::qualified(schema, target)
         );
-        match sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut *conn).await {
+        match sqlx::query_scalar::<_, i64>(&sql)
+            .fetch_one(&mut *conn)
+            .await
+        {
             Ok(n) if n.max(0) as u64 == t.target_rows => {}
             Ok(n) => diffs.push(format!(
                 "table {target} has {n} rows, gate 3 saw {}",
@@ -580,8 +662,7 @@ async fn data_unchanged(config: &Config, evidence: &Evidence) -> Check {
         match now {
             None => diffs.push(format!("table {} is gone", then.table)),
             Some(now) => {
-                if now.target_digest != then.target_digest || now.target_rows != then.target_rows
-                {
+                if now.target_digest != then.target_digest || now.target_rows != then.target_rows {
                     diffs.push(format!(
                         "table {} in PostgreSQL: {} rows now, {} at gate 3{}",
                         then.table,
@@ -595,7 +676,10 @@ async fn data_unchanged(config: &Config, evidence: &Evidence) -> Check {
                     ));
                 }
                 if now.source_digest != then.source_digest {
-                    diffs.push(format!("table {} in SQLite changed since gate 3", then.table));
+                    diffs.push(format!(
+                        "table {} in SQLite changed since gate 3",
+                        then.table
+                    ));
                 }
             }
         }
@@ -623,10 +707,18 @@ fn validation_options(config: &Config, progress: bool) -> ValidateOptions {
 }
 
 fn read_plan(path: &Path) -> Result<TransferPlan, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("the plan gate 3 used, {}, cannot be read: {e}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| format!("the plan gate 3 used, {}, is not a plan: {e}", path.display()))
+    let bytes = std::fs::read(path).map_err(|e| {
+        format!(
+            "the plan gate 3 used, {}, cannot be read: {e}",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "the plan gate 3 used, {}, is not a plan: {e}",
+            path.display()
+        )
+    })
 }
 
 async fn connect(config: &Config, schema: &str) -> Result<Database, PhaseError> {

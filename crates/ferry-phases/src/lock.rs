@@ -214,7 +214,9 @@ impl StateLock {
             file.read_to_string(&mut previous).map_err(io_err)?;
             let took_over = serde_json::from_str::<Holder>(previous.trim()).ok();
             let holder = Holder::this_process(purpose);
-            let mut text = serde_json::to_vec_pretty(&holder).map_err(io::Error::other).map_err(io_err)?;
+            let mut text = serde_json::to_vec_pretty(&holder)
+                .map_err(io::Error::other)
+                .map_err(io_err)?;
             text.push(b'\n');
             file.set_len(0).map_err(io_err)?;
             file.rewind().map_err(io_err)?;
@@ -329,10 +331,14 @@ mod tests {
     #[test]
     fn a_second_taker_is_refused_and_told_who_holds_it() {
         let dir = tempfile::tempdir().unwrap();
-        let first = StateLock::try_acquire(dir.path(), "phase 1").unwrap().unwrap();
+        let first = StateLock::try_acquire(dir.path(), "phase 1")
+            .unwrap()
+            .unwrap();
         assert!(first.took_over().is_none());
         // Another open file description of the same file conflicts, as another process would.
-        assert!(StateLock::try_acquire(dir.path(), "phase 2").unwrap().is_none());
+        assert!(StateLock::try_acquire(dir.path(), "phase 2")
+            .unwrap()
+            .is_none());
         match StateLock::inspect(dir.path()).unwrap() {
             LockState::Held(Some(h)) => {
                 assert_eq!(h.purpose, "phase 1");
@@ -341,16 +347,23 @@ mod tests {
             other => panic!("{other:?}"),
         }
         first.release();
-        assert!(!dir.path().join(LOCK_FILE).exists(), "a clean release removes the file");
+        assert!(
+            !dir.path().join(LOCK_FILE).exists(),
+            "a clean release removes the file"
+        );
         assert_eq!(StateLock::inspect(dir.path()).unwrap(), LockState::Free);
-        let second = StateLock::try_acquire(dir.path(), "phase 2").unwrap().unwrap();
+        let second = StateLock::try_acquire(dir.path(), "phase 2")
+            .unwrap()
+            .unwrap();
         assert!(second.took_over().is_none());
     }
 
     #[tokio::test]
     async fn no_wait_refuses_with_one_sentence_naming_the_holder() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = StateLock::try_acquire(dir.path(), "phase 3").unwrap().unwrap();
+        let _held = StateLock::try_acquire(dir.path(), "phase 3")
+            .unwrap()
+            .unwrap();
         let err = StateLock::acquire(dir.path(), "rollback --to 0", Wait::No)
             .await
             .unwrap_err();
@@ -383,7 +396,9 @@ mod tests {
             StateLock::inspect(dir.path()).unwrap(),
             LockState::Stale(dead.clone())
         );
-        let lock = StateLock::try_acquire(dir.path(), "phase 1").unwrap().unwrap();
+        let lock = StateLock::try_acquire(dir.path(), "phase 1")
+            .unwrap()
+            .unwrap();
         assert_eq!(lock.took_over(), Some(&dead));
     }
 

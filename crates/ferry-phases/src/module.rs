@@ -164,15 +164,11 @@ pub(crate) trait PhaseModule: Sized + Send + Sync + 'static {
     fn facts(cx: &Cx<'_>) -> impl Future<Output = Result<Self::Facts, PhaseError>>;
 
     /// Does the phase's work and its gate.
-    fn run(run: &mut RunCx<'_, Self>)
-        -> impl Future<Output = Result<PhaseResult, PhaseError>>;
+    fn run(run: &mut RunCx<'_, Self>) -> impl Future<Output = Result<PhaseResult, PhaseError>>;
 
     /// Whether what the gate vouched for still holds.
-    fn recheck(
-        cx: &Cx<'_>,
-        rec: &Recorded<Self>,
-        depth: Depth,
-    ) -> impl Future<Output = Vec<Check>>;
+    fn recheck(cx: &Cx<'_>, rec: &Recorded<Self>, depth: Depth)
+        -> impl Future<Output = Vec<Check>>;
 
     /// What a run that was killed left behind, in words, for `status` and the ledger.
     fn left_behind(cx: &Cx<'_>, rec: &Recorded<Self>) -> impl Future<Output = Vec<String>>;
@@ -185,10 +181,7 @@ pub(crate) trait PhaseModule: Sized + Send + Sync + 'static {
     /// This phase's own precondition, replacing the recheck of the phase before it when
     /// given. Phase 4 uses it: once its sync follower applies new writes, both databases
     /// legitimately differ from gate 3's digests, and it vouches for them itself.
-    fn precondition(
-        _cx: &Cx<'_>,
-        _depth: Depth,
-    ) -> impl Future<Output = Option<Vec<Check>>> {
+    fn precondition(_cx: &Cx<'_>, _depth: Depth) -> impl Future<Output = Option<Vec<Check>>> {
         async { None }
     }
 }
@@ -395,11 +388,7 @@ impl Module for NotBuilt {
         Box::pin(async { None })
     }
 
-    fn left_behind<'a>(
-        &'a self,
-        _cx: &'a Cx<'a>,
-        _entry: &'a Entry,
-    ) -> BoxFuture<'a, Vec<String>> {
+    fn left_behind<'a>(&'a self, _cx: &'a Cx<'a>, _entry: &'a Entry) -> BoxFuture<'a, Vec<String>> {
         Box::pin(async { Vec::new() })
     }
 

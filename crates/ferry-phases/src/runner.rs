@@ -179,7 +179,7 @@ impl Runner {
                 let text = ferry_core::redact::redact(&err.to_string()).into_owned();
                 entry.outcome = Outcome::Error;
                 entry.finished_at = Some(Utc::now());
-                entry.summary = "stopped on an error".into();
+                entry.summary = format!("stopped on an error: {text}");
                 entry.error = Some(text);
                 self.ledger.put(&entry)?;
                 created.remove_empty();

@@ -143,7 +143,10 @@ pub(crate) async fn status(config: &Config, ledger: &Ledger) -> Result<StatusRep
                         e.action.as_str(),
                         e.process
                             .as_ref()
-                            .map_or("its process".to_owned(), |p| format!("pid {} on {}", p.pid, p.host))
+                            .map_or("its process".to_owned(), |p| format!(
+                                "pid {} on {}",
+                                p.pid, p.host
+                            ))
                     );
                 }
             }
@@ -255,9 +258,10 @@ impl std::fmt::Display for StatusReport {
                 run.action.as_str(),
                 run.phase,
                 run.started_at.format("%Y-%m-%d %H:%M:%SZ"),
-                run.process
-                    .as_ref()
-                    .map_or(String::new(), |p| format!(" by pid {} on {}", p.pid, p.host)),
+                run.process.as_ref().map_or(String::new(), |p| format!(
+                    " by pid {} on {}",
+                    p.pid, p.host
+                )),
             )?;
         }
         for dir in &self.incomplete_backups {
@@ -317,9 +321,15 @@ fn next_step(phases: &[PhaseStatus], lock: &LockState) -> String {
                     n - 1
                 )
             }
-            State::Failed | State::Error => {
+            State::Failed => {
                 return format!(
-                    "{phase} did not pass: read its report, fix the cause, then `cargo xtask phase {n} --rerun` (or `cargo xtask rollback --to {}`)",
+                    "{phase} did not pass: read its report, fix the cause, then `cargo xtask phase {n}` (or `cargo xtask rollback --to {}`)",
+                    n - 1
+                )
+            }
+            State::Error => {
+                return format!(
+                    "{phase} stopped on an error (its line above says which): fix the cause, then `cargo xtask phase {n}` (or `cargo xtask rollback --to {}`)",
                     n - 1
                 )
             }

@@ -304,7 +304,7 @@ pub fn generate(root: &Path, spec: &StoreSpec) -> io::Result<GeneratedStore> {
             } else if g.rng.chance(spec.broken_per_mille) {
                 // Tolerated, not broken: a byte-order mark, or Windows line endings.
                 let mut bytes = Vec::new();
-                if msg_seq % 2 == 0 {
+                if msg_seq.is_multiple_of(2) {
                     bytes.extend_from_slice(b"\xEF\xBB\xBF");
                     bytes.extend_from_slice(doc.as_bytes());
                 } else {

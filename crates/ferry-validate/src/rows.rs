@@ -339,7 +339,7 @@ impl Collector {
             Mode::Digest => self.digests[idx].add(r.hash),
             Mode::Collect => self.rows.push(LeafRow::from_row(r)),
             Mode::Sample { step } => {
-                if (self.seen - 1) % step.max(1) == 0 {
+                if (self.seen - 1).is_multiple_of(step.max(1)) {
                     self.keys.push(r.key.clone());
                 }
             }
