@@ -582,6 +582,16 @@ fn a_failed_phase_one_leaves_only_its_ledger_entry() {
         .contains("does not exist"));
 }
 
+/// A run refused by the gate rules leaves no state dir behind (the lock made it, and took
+/// it away again with nothing in it).
+#[test]
+fn a_refused_phase_leaves_no_state_dir() {
+    let m = Migration::new("unused");
+    let out = m.ok(&["phase", "2"], &[2]);
+    assert!(text(&out).contains("has not passed"), "{}", text(&out));
+    assert!(!m.state().exists(), "{} was left", m.state().display());
+}
+
 /// Issue 9, item 7, at CI size: the fault suite holds at every point it tries. The seed is
 /// printed so a failure can be replayed with `cargo xtask faults --seed N`.
 #[test]

@@ -129,6 +129,9 @@ pub struct StateLock {
     path: PathBuf,
     holder: Holder,
     took_over: Option<Holder>,
+    /// This lock made the state dir: if nothing else was put in it, releasing removes it,
+    /// so a refused run leaves no empty folder behind.
+    created_dir: bool,
 }
 
 impl StateLock {
@@ -184,18 +187,23 @@ impl StateLock {
             state_dir: state_dir.to_path_buf(),
             source,
         };
-        fs::create_dir_all(state_dir).map_err(io_err)?;
+        let created_dir = !state_dir.exists();
         let path = state_dir.join(LOCK_FILE);
         // A few rounds at most: a round only repeats when the holder released (and removed)
-        // the file between our open and our lock.
+        // the file, or the folder it made, between our open and our lock.
         for _ in 0..100 {
-            let mut file = OpenOptions::new()
+            fs::create_dir_all(state_dir).map_err(io_err)?;
+            let opened = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&path)
-                .map_err(io_err)?;
+                .open(&path);
+            let mut file = match opened {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(e)),
+            };
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => return Ok(None),
@@ -233,6 +241,7 @@ impl StateLock {
                 path,
                 holder,
                 took_over,
+                created_dir,
             }));
         }
         Err(io_err(io::Error::other(
@@ -295,6 +304,12 @@ impl StateLock {
             // sees that the path no longer names it and opens the path again.
             let _ = fs::remove_file(&self.path);
             drop(file);
+            if self.created_dir {
+                if let Some(dir) = self.path.parent() {
+                    // Removes only an empty folder.
+                    let _ = fs::remove_dir(dir);
+                }
+            }
         }
     }
 }
@@ -400,6 +415,21 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(lock.took_over(), Some(&dead));
+    }
+
+    #[test]
+    fn a_lock_that_made_the_state_dir_removes_it_when_nothing_else_was_put_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        StateLock::try_acquire(&state, "phase 2")
+            .unwrap()
+            .unwrap()
+            .release();
+        assert!(!state.exists());
+        let lock = StateLock::try_acquire(&state, "phase 1").unwrap().unwrap();
+        std::fs::create_dir_all(state.join("ledger")).unwrap();
+        lock.release();
+        assert!(state.join("ledger").exists(), "what a run recorded stays");
     }
 
     #[test]

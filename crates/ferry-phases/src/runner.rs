@@ -135,13 +135,21 @@ impl Runner {
                         Some(own) => own,
                         None => recheck_entry(&cx, entry, Depth::Full).await,
                     };
-                    let broken = failures(&checks, true);
-                    (!broken.is_empty()).then(|| {
-                        format!(
+                    let broken = failures(&checks, false);
+                    let unverified = failures(&checks, true);
+                    if !broken.is_empty() {
+                        Some(format!(
                             "passed, but its evidence no longer holds ({})",
                             broken.join("; ")
-                        )
-                    })
+                        ))
+                    } else if !unverified.is_empty() {
+                        Some(format!(
+                            "passed, but its evidence cannot be re-checked now ({})",
+                            unverified.join("; ")
+                        ))
+                    } else {
+                        None
+                    }
                 }
                 (state, _) => Some(format!("has not passed (it is {})", state.as_str())),
             };
