@@ -86,7 +86,6 @@ impl Runner {
         {
             return Err(PhaseError::ForceWithoutReason);
         }
-        let forced = options.force_reason.is_some();
         let lock = StateLock::acquire(
             &self.config.state_dir,
             &format!("phase {}", phase.number()),
@@ -101,70 +100,10 @@ impl Runner {
             entries: &entries,
         };
         let module = module::module(phase);
-
-        let (own_state, own_entry) = ledger::state_of(&entries, phase);
-        if let (State::Passed, Some(entry)) = (own_state, own_entry) {
-            if !options.rerun && !forced {
-                let checks = recheck_entry(&cx, entry, Depth::Quick).await;
-                let broken = failures(&checks, false);
-                if broken.is_empty() {
-                    return Ok(RunResult::AlreadyPassed(Box::new(entry.clone())));
-                }
-                return Err(PhaseError::NoLongerHolds {
-                    phase,
-                    when: when(entry),
-                    why: broken.join("; "),
-                    to: phase.number() - 1,
-                });
-            }
-        }
-        for later in Phase::ALL.iter().copied().filter(|p| *p > phase) {
-            if ledger::state_of(&entries, later).0 == State::Passed && !forced {
-                return Err(PhaseError::LaterPhasePassed {
-                    phase,
-                    later,
-                    to: phase.number() - 1,
-                });
-            }
-        }
-        let mut forced_over = None;
-        if let Some(previous) = phase.previous() {
-            let why = match ledger::state_of(&entries, previous) {
-                (State::Passed, Some(entry)) => {
-                    let checks = match module.precondition(&cx, Depth::Full).await {
-                        Some(own) => own,
-                        None => recheck_entry(&cx, entry, Depth::Full).await,
-                    };
-                    let broken = failures(&checks, false);
-                    let unverified = failures(&checks, true);
-                    if !broken.is_empty() {
-                        Some(format!(
-                            "passed, but its evidence no longer holds ({})",
-                            broken.join("; ")
-                        ))
-                    } else if !unverified.is_empty() {
-                        Some(format!(
-                            "passed, but its evidence cannot be re-checked now ({})",
-                            unverified.join("; ")
-                        ))
-                    } else {
-                        None
-                    }
-                }
-                (state, _) => Some(format!("has not passed (it is {})", state.as_str())),
-            };
-            if let Some(why) = why {
-                if !forced {
-                    return Err(PhaseError::GateNotPassed {
-                        phase,
-                        previous,
-                        why,
-                    });
-                }
-                tracing::warn!("{phase} forced although the gate of {previous} {why}");
-                forced_over = Some(format!("gate of {previous} {why}"));
-            }
-        }
+        let forced_over = match admit(&cx, phase, options).await? {
+            Admission::AlreadyPassed(entry) => return Ok(RunResult::AlreadyPassed(entry)),
+            Admission::Run { forced_over } => forced_over,
+        };
 
         // Facts are taken once per attempt chain, before its first run creates anything;
         // a rerun (after a failure, a kill or a passed gate) keeps the first run's facts.
@@ -403,6 +342,88 @@ impl Runner {
     pub async fn status(&self) -> Result<crate::status::StatusReport, PhaseError> {
         crate::status::status(&self.config, &self.ledger).await
     }
+}
+
+/// What the gate rules say about running `phase` now.
+enum Admission {
+    /// It passed, its evidence still holds at a quick look, and no rerun was asked for.
+    AlreadyPassed(Box<Entry>),
+    /// Run it; `forced_over` says which gate `--force` overrode, and why.
+    Run { forced_over: Option<String> },
+}
+
+/// The runner's rules, applied the same to every phase: a passed phase is not run again
+/// without `--rerun` (and not called passed when its evidence no longer holds), nor while a
+/// later phase has passed; the gate before it must have passed with its evidence still
+/// holding (or the phase's own precondition must hold); `--force` overrides and is noted.
+async fn admit(cx: &Cx<'_>, phase: Phase, options: &RunOptions) -> Result<Admission, PhaseError> {
+    let entries = cx.entries;
+    let forced = options.force_reason.is_some();
+    let module = module::module(phase);
+    let (own_state, own_entry) = ledger::state_of(entries, phase);
+    if let (State::Passed, Some(entry)) = (own_state, own_entry) {
+        if !options.rerun && !forced {
+            let checks = recheck_entry(cx, entry, Depth::Quick).await;
+            let broken = failures(&checks, false);
+            if broken.is_empty() {
+                return Ok(Admission::AlreadyPassed(Box::new(entry.clone())));
+            }
+            return Err(PhaseError::NoLongerHolds {
+                phase,
+                when: when(entry),
+                why: broken.join("; "),
+                to: phase.number() - 1,
+            });
+        }
+    }
+    for later in Phase::ALL.iter().copied().filter(|p| *p > phase) {
+        if ledger::state_of(entries, later).0 == State::Passed && !forced {
+            return Err(PhaseError::LaterPhasePassed {
+                phase,
+                later,
+                to: phase.number() - 1,
+            });
+        }
+    }
+    let mut forced_over = None;
+    if let Some(previous) = phase.previous() {
+        let why = match ledger::state_of(entries, previous) {
+            (State::Passed, Some(entry)) => {
+                let checks = match module.precondition(cx, Depth::Full).await {
+                    Some(own) => own,
+                    None => recheck_entry(cx, entry, Depth::Full).await,
+                };
+                let broken = failures(&checks, false);
+                let unverified = failures(&checks, true);
+                if !broken.is_empty() {
+                    Some(format!(
+                        "passed, but its evidence no longer holds ({})",
+                        broken.join("; ")
+                    ))
+                } else if !unverified.is_empty() {
+                    Some(format!(
+                        "passed, but its evidence cannot be re-checked now ({})",
+                        unverified.join("; ")
+                    ))
+                } else {
+                    None
+                }
+            }
+            (state, _) => Some(format!("has not passed (it is {})", state.as_str())),
+        };
+        if let Some(why) = why {
+            if !forced {
+                return Err(PhaseError::GateNotPassed {
+                    phase,
+                    previous,
+                    why,
+                });
+            }
+            tracing::warn!("{phase} forced although the gate of {previous} {why}");
+            forced_over = Some(format!("gate of {previous} {why}"));
+        }
+    }
+    Ok(Admission::Run { forced_over })
 }
 
 /// Whether what `entry`'s gate vouched for still holds: the same migration, and the
