@@ -65,9 +65,9 @@ impl AgentDb {
         }
         doc.string("registered_at", &now_text());
         let text = doc.compact();
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| AgentDbError::bad_doc("agents", &a.agent_id, e))?;
-        let stored = self.docs.store("agents", &a.agent_id, text, true)?;
+        let (stored, value) = self
+            .store_json(&mut tx, "agents", &a.agent_id, text)
+            .await?;
         let mut cols = self.mapper.agent(&a.agent_id, &value);
         cols.extend(stored.json_cols(&path, Some(record)));
         let q = if existing.is_some() {
@@ -208,9 +208,9 @@ impl AgentDb {
                 (path, doc.pretty())
             }
         };
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| AgentDbError::bad_doc("agent_status", agent_id, e))?;
-        let stored = self.docs.store("agent_status", agent_id, text, true)?;
+        let (stored, value) = self
+            .store_json(&mut tx, "agent_status", agent_id, text)
+            .await?;
         let mut cols = self.mapper.status(agent_id, &value);
         cols.extend(stored.json_cols(&path, Some(0)));
         let mut q = self.sql();

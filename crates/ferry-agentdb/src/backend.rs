@@ -345,7 +345,11 @@ fn decode_pg(row: &PgRow, kinds: &[Kind]) -> Result<Vec<Val>, sqlx::Error> {
         .map(|(i, k)| {
             Ok(match k {
                 Kind::Text => Val::Text(row.try_get(i)?),
-                Kind::Int => Val::Int(row.try_get(i)?),
+                // `SELECT 1` is int4, the schema's keys int8: both read as i64.
+                Kind::Int => match row.try_get::<Option<i64>, _>(i) {
+                    Ok(v) => Val::Int(v),
+                    Err(_) => Val::Int(row.try_get::<Option<i32>, _>(i)?.map(i64::from)),
+                },
                 Kind::Real => Val::Real(row.try_get(i)?),
                 Kind::Embedding => Val::Embedding(row.try_get(i)?),
             })

@@ -19,7 +19,7 @@ use sqlx::ConnectOptions;
 use crate::backend::{is_transient, BackendKind, EmbeddingStorage, Kind, Pool, Sql, Tx, Val};
 use crate::error::{AgentDbError, Fail, OpResult, Result};
 use crate::layout::Layout;
-use crate::mapping::{Cols, Documents, Mapper};
+use crate::mapping::{json_has_nul_escape, Cols, Documents, Mapper, Stored};
 
 /// The tables the API reads and writes; [`AgentDb::connect`] refuses a database without them.
 pub const TABLES: &[&str] = &[
@@ -365,6 +365,33 @@ impl AgentDb {
         q.push(&format!(" WHERE {} = ", quote_ident(key_col)))
             .bind(Val::text(key));
         q
+    }
+
+    /// Keeps a JSON document as the import would (see [`Documents::store`]) and parses it.
+    /// On PostgreSQL the text is first put in jsonb's own rendering: PostgreSQL keeps jsonb,
+    /// not text, so the text it gives back (`doc::text`) is then byte for byte the text whose
+    /// SHA-256 and size the row records, and a file written back from it hashes the same.
+    pub(crate) async fn store_json(
+        &self,
+        tx: &mut Tx,
+        table: &'static str,
+        key: &str,
+        text: String,
+    ) -> OpResult<(Stored, serde_json::Value)> {
+        let text = if self.kind == BackendKind::Postgres && !json_has_nul_escape(&text) {
+            let mut q = self.sql();
+            q.push("SELECT ").bind(Val::Json(Some(text))).push("::text");
+            tx.fetch_optional(&q, &[Kind::Text])
+                .await?
+                .and_then(|r| r.into_iter().next().and_then(Val::into_text))
+                .unwrap_or_default()
+        } else {
+            text
+        };
+        let value =
+            serde_json::from_str(&text).map_err(|e| AgentDbError::bad_doc(table, key, e))?;
+        let stored = self.docs.store(table, key, text, true)?;
+        Ok((stored, value))
     }
 
     /// Serialises the writers of one file of the store: PostgreSQL takes a transaction-scoped

@@ -235,9 +235,7 @@ impl AgentDb {
         folder: &str,
         text: String,
     ) -> OpResult<Message> {
-        let value: Value =
-            serde_json::from_str(&text).map_err(|e| AgentDbError::bad_doc("messages", path, e))?;
-        let stored = self.docs.store("messages", path, text, true)?;
+        let (stored, value) = self.store_json(tx, "messages", path, text).await?;
         let mut cols = self.mapper.message(path, agent, folder, &value);
         cols.extend(stored.json_cols(path, Some(0)));
         tx.execute(&self.insert("messages", &cols)).await?;

@@ -145,10 +145,10 @@ impl AgentDb {
         self.run("set_config", name, move || async move {
             let mut tx = self.pool.begin_write().await?;
             self.lock_file(&mut tx, path).await?;
-            let stored = self
-                .docs
-                .store("configurations", path, text.to_owned(), true)?;
-            let mut cols = self.mapper.config(path, value);
+            let (stored, value) = self
+                .store_json(&mut tx, "configurations", path, text.to_owned())
+                .await?;
+            let mut cols = self.mapper.config(path, &value);
             cols.extend(stored.json_cols(path, Some(0)));
             let mut q = self.sql();
             q.push("SELECT 1 FROM configurations WHERE config_id = ")
@@ -196,11 +196,9 @@ impl AgentDb {
         let (path, text) = (path.as_str(), text.as_str());
         self.run("record_analysis", path, move || async move {
             let mut tx = self.pool.begin_write().await?;
-            let value: Value = serde_json::from_str(text)
-                .map_err(|e| AgentDbError::bad_doc("project_analyses", path, e))?;
-            let stored = self
-                .docs
-                .store("project_analyses", path, text.to_owned(), true)?;
+            let (stored, value) = self
+                .store_json(&mut tx, "project_analyses", path, text.to_owned())
+                .await?;
             let mut cols = self.mapper.analysis(path, &value);
             cols.extend(stored.json_cols(path, Some(0)));
             tx.execute(&self.insert("project_analyses", &cols)).await?;

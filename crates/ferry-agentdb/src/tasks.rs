@@ -88,6 +88,8 @@ impl AgentDb {
             .opt_string("priority", t.priority.as_deref())
             .string("created_at", &now_text());
         let element = element.compact();
+        let (stored, value) = self.store_json(&mut tx, "tasks", task_id, element).await?;
+        let element = stored.inline.clone().unwrap_or_default();
         let container_text = self.load_container(&mut tx, &path).await?;
         let (file_text, index) = match &container_text {
             Some(text) => {
@@ -96,9 +98,6 @@ impl AgentDb {
             }
             None => (format!("[\n  {element}\n]\n"), 0),
         };
-        let value: Value = serde_json::from_str(&element)
-            .map_err(|e| AgentDbError::bad_doc("tasks", task_id, e))?;
-        let stored = self.docs.store("tasks", task_id, element, true)?;
         let mut cols = self.mapper.task(&t.agent_id, &path, index as i64, &value);
         cols.extend(stored.json_cols(&path, Some(index as i64)));
         tx.execute(&self.insert("tasks", &cols)).await?;
@@ -289,8 +288,8 @@ impl AgentDb {
 
     /// Writes a task's new document into its row and into its file's `documents` row.
     async fn rewrite_task(&self, tx: &mut Tx, current: &TaskDoc, text: String) -> OpResult<()> {
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| AgentDbError::bad_doc("tasks", &current.task_id, e))?;
+        let (stored, value) = self.store_json(tx, "tasks", &current.task_id, text).await?;
+        let text = stored.inline.clone().unwrap_or_default();
         let container_text = self.load_container(tx, &current.path).await?;
         let file_text = match &container_text {
             Some(file) => {
@@ -311,7 +310,6 @@ impl AgentDb {
             }
             None => None,
         };
-        let stored = self.docs.store("tasks", &current.task_id, text, true)?;
         let mut cols = self
             .mapper
             .task(&current.agent, &current.path, current.record, &value);
@@ -349,9 +347,7 @@ impl AgentDb {
         text: String,
         exists: bool,
     ) -> OpResult<()> {
-        serde_json::from_str::<serde::de::IgnoredAny>(&text)
-            .map_err(|e| AgentDbError::bad_doc("documents", path, e))?;
-        let stored = self.docs.store("documents", path, text, true)?;
+        let (stored, _) = self.store_json(tx, "documents", path, text).await?;
         let mut cols = container(path, TASK_LIST_KIND, agent_id);
         cols.extend(stored.document_cols());
         let q = if exists {
