@@ -150,9 +150,12 @@ async fn rows_written_through_the_api_import_back_column_for_column() {
     .await
     .unwrap();
     db.set_config("app", &json!({"retries": 3})).await.unwrap();
-    db.set_config("app", &json!({"retries": 4, "updated_at": "2025-09-01T00:00:00+02:00"}))
-        .await
-        .unwrap();
+    db.set_config(
+        "app",
+        &json!({"retries": 4, "updated_at": "2025-09-01T00:00:00+02:00"}),
+    )
+    .await
+    .unwrap();
     db.record_analysis(&NewAnalysis {
         project: "ferry".into(),
         analysis_type: "structure".into(),
@@ -210,14 +213,17 @@ async fn rows_written_through_the_api_import_back_column_for_column() {
             }
             continue;
         }
-        for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
+        for key in a
+            .keys()
+            .chain(b.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
             match (a.get(key), b.get(key)) {
                 (Some(x), Some(y)) => {
                     for ((col, vx), (_, vy)) in x.iter().zip(y) {
                         if vx != vy {
-                            differences.push(format!(
-                                "{table} {key} {col}: api {vx} / import {vy}"
-                            ));
+                            differences
+                                .push(format!("{table} {key} {col}: api {vx} / import {vy}"));
                         }
                     }
                 }
@@ -273,16 +279,26 @@ async fn render_store(db: &Path, root: &Path) -> usize {
         files.insert(path, format!("{{\n{}\n}}\n", body.join(",\n")));
     }
     // One file per row.
-    for table in ["agent_status", "messages", "configurations", "project_analyses"] {
-        for r in sqlx::query(&format!("SELECT source_path, source_record, doc FROM {table}"))
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
+    for table in [
+        "agent_status",
+        "messages",
+        "configurations",
+        "project_analyses",
+    ] {
+        for r in sqlx::query(&format!(
+            "SELECT source_path, source_record, doc FROM {table}"
+        ))
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
         {
             let record: i64 = r.get(1);
             assert_eq!(record, 0, "{table}");
             let path: String = r.get(0);
-            assert!(files.insert(path.clone(), r.get(2)).is_none(), "{path} twice");
+            assert!(
+                files.insert(path.clone(), r.get(2)).is_none(),
+                "{path} twice"
+            );
         }
     }
     for r in sqlx::query("SELECT source_path, source_text FROM devlogs")
