@@ -165,7 +165,12 @@ fn run_detached(sql: String, url: String) {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            if let Ok(mut conn) = PgConnection::connect(&url).await {
+            use sqlx::ConnectOptions as _;
+            let options = match url.parse::<sqlx::postgres::PgConnectOptions>() {
+                Ok(o) => o.disable_statement_logging(),
+                Err(_) => return,
+            };
+            if let Ok(mut conn) = PgConnection::connect_with(&options).await {
                 let _ = sqlx::query(&sql).execute(&mut conn).await;
                 let _ = conn.close().await;
             }
