@@ -460,6 +460,15 @@ async fn open_postgres(url: &str, options: &AgentDbOptions, target: &str) -> Res
             message: redact(&e.to_string()).into_owned(),
         })?
         .disable_statement_logging();
+    // One direct connection first: a server that is down or refuses fails here at once,
+    // with its own message, instead of the pool retrying until its acquire timeout.
+    let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&connect)
+        .await
+        .map_err(|e| AgentDbError::Connect {
+            target: target.to_owned(),
+            message: redact(&e.to_string()).into_owned(),
+        })?;
+    let _ = sqlx::Connection::close(probe).await;
     let schema = options.schema.clone();
     let probes = options.ivfflat_probes.max(1);
     let pool = PgPoolOptions::new()

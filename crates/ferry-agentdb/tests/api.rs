@@ -544,3 +544,62 @@ async fn memory(db: &AgentDb) {
         format!("invalid query: has 3 values; embeddings have {EMBEDDING_DIMS}")
     );
 }
+
+#[tokio::test]
+async fn bad_databases_get_one_sentence_and_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.sqlite3");
+    let err = AgentDb::connect(
+        &format!("sqlite://{}", missing.display()),
+        Default::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot open {}: no such file; create it with ferry's migrations first (cargo xtask migrate up)",
+            missing.display()
+        )
+    );
+    // A SQLite file without ferry's schema: the first missing table is named.
+    let empty = dir.path().join("empty.sqlite3");
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", empty.display()))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE agents (agent_id TEXT)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let err = AgentDb::connect(&format!("sqlite://{}", empty.display()), Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} has no table agent_status; apply ferry's migrations first (cargo xtask migrate up)",
+            empty.display()
+        )
+    );
+    let err = AgentDb::connect("mysql://u:hunter2@h/db", Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported database url `mysql://u:***@h/db`: use sqlite://PATH or postgres://USER@HOST/DB"
+    );
+    // Nothing listens on port 1: the error names the target, never the password.
+    let err = AgentDb::connect(
+        "postgres://ferry:s3cret-pw@127.0.0.1:1/db",
+        Default::default(),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot open schema \"public\" of postgres://ferry:***@127.0.0.1:1/db: "),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret-pw"), "{text}");
+}
