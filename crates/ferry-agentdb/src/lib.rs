@@ -15,7 +15,11 @@
 //!   the import's built-in profile does (same pointers, vocabularies, timestamp
 //!   normalisation, `doc`, `doc_sha256`, `doc_size`). Edits change the members they concern
 //!   in the document's text and leave every other byte. So the way back after cutover can
-//!   write each row's document back into the store.
+//!   write each row's document back into the store. On PostgreSQL a JSON document is kept
+//!   in jsonb's own rendering, so `doc::text` hashes to `doc_sha256`. Two differences from
+//!   an import remain: `task_dependencies` rows (no profile rule fills that table; the list
+//!   is also in the task's `depends_on`), and documents over the snapshot threshold stay in
+//!   the row when no state directory is given ([`AgentDbOptions::state_dir`]).
 //! - **Agent memory** with 1536-dimension embeddings and top-k cosine search: pgvector's
 //!   `<=>` where the column is `vector`, SQL over `real[]` where the server has no pgvector,
 //!   Rust over the BLOBs on SQLite.
