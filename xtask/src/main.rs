@@ -3,6 +3,7 @@
 //! Exit codes, decided here and nowhere else: 0 success; 1 the work ran but found
 //! differences, rejects, quarantined files or drift; 2 error.
 
+mod bench_agentdb;
 mod bench_import;
 mod bench_transfer;
 mod bench_validate;
@@ -11,6 +12,7 @@ mod demo;
 mod faults;
 mod import_cmd;
 mod migrate_cmd;
+mod pgvector;
 mod phase_cmd;
 mod transfer_cmd;
 mod validate_cmd;
@@ -73,6 +75,8 @@ enum Command {
     Transfer(transfer_cmd::Args),
     /// Compare a SQLite file with a PostgreSQL schema: `validate SQLITE_FILE POSTGRES_URL`.
     Validate(validate_cmd::Args),
+    /// The PostgreSQL server with pgvector for the vector tests: start, stop, url, status.
+    Pgvector(pgvector::Args),
     /// Benchmarks against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -88,6 +92,8 @@ enum BenchCommand {
     Transfer(bench_transfer::Args),
     /// Validation vs count(*) on both sides.
     Validate(bench_validate::Args),
+    /// The data API's typical reads and simulated agents, PostgreSQL vs SQLite.
+    Agentdb(bench_agentdb::Args),
 }
 
 fn main() -> ExitCode {
@@ -140,11 +146,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Import(args) => import_cmd::run(args, &load_config(cli.config)?).await,
         Command::Transfer(args) => transfer_cmd::run(args, &load_config(cli.config)?).await,
         Command::Validate(args) => validate_cmd::run(args, &load_config(cli.config)?).await,
+        Command::Pgvector(args) => pgvector::run(args).await,
         Command::Bench { which } => {
             match which {
                 BenchCommand::Import(args) => bench_import::run(args).await?,
                 BenchCommand::Transfer(args) => bench_transfer::run(args).await?,
                 BenchCommand::Validate(args) => bench_validate::run(args).await?,
+                BenchCommand::Agentdb(args) => bench_agentdb::run(args).await?,
             }
             Ok(Outcome::Clean)
         }

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod redact;
 pub mod sql;
 pub mod table;
+pub mod timestamp;
 pub mod value;
 
 /// The version of ferry recorded in ledgers and reports.

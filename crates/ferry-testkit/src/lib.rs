@@ -1,5 +1,6 @@
 //! Test and demo support: scratch PostgreSQL databases and schemas that clean up after
-//! themselves, and generators of realistic fixtures.
+//! themselves, a PostgreSQL server with pgvector ([`pgvector`]), and generators of
+//! realistic fixtures.
 //!
 //! Every PostgreSQL test in ferry gets its own database or schema with a unique name, so
 //! tests run in parallel and leave nothing behind. A test never skips itself when the server
@@ -14,5 +15,6 @@
 //! ```
 
 pub mod pg;
+pub mod pgvector;
 pub mod sqlite_gen;
 pub mod store_gen;

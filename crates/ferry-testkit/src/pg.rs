@@ -69,18 +69,37 @@ pub fn with_database(url: &str, database: &str) -> String {
 pub struct ScratchDb {
     pub name: String,
     pub url: String,
+    /// The server's maintenance-database URL the database is dropped through.
+    server: String,
 }
 
 impl ScratchDb {
     pub async fn new(prefix: &str) -> Self {
+        Self::on(&server_url(), prefix).await
+    }
+
+    /// A scratch database on another server (`server` is a URL of its maintenance
+    /// database), such as the pgvector server of [`crate::pgvector`].
+    pub async fn on(server: &str, prefix: &str) -> Self {
         let name = unique_name(prefix);
-        let mut conn = admin().await;
+        let mut conn = PgConnection::connect(server).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {} ({})",
+                ferry_core::redact::redact(server),
+                ferry_core::redact::redact(&e.to_string())
+            )
+        });
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("cannot create scratch database {name}: {e}"));
-        let url = with_database(&server_url(), &name);
-        Self { name, url }
+        let _ = conn.close().await;
+        let url = with_database(server, &name);
+        Self {
+            name,
+            url,
+            server: server.to_owned(),
+        }
     }
 
     pub async fn connect(&self) -> PgConnection {
@@ -93,7 +112,7 @@ impl ScratchDb {
 impl Drop for ScratchDb {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        run_detached(sql, server_url());
+        run_detached(sql, self.server.clone());
     }
 }
 
@@ -146,7 +165,12 @@ fn run_detached(sql: String, url: String) {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            if let Ok(mut conn) = PgConnection::connect(&url).await {
+            use sqlx::ConnectOptions as _;
+            let options = match url.parse::<sqlx::postgres::PgConnectOptions>() {
+                Ok(o) => o.disable_statement_logging(),
+                Err(_) => return,
+            };
+            if let Ok(mut conn) = PgConnection::connect_with(&options).await {
                 let _ = sqlx::query(&sql).execute(&mut conn).await;
                 let _ = conn.close().await;
             }
