@@ -110,6 +110,8 @@ pub struct DrainReport {
     pub batches: u64,
     pub changes: u64,
     pub rejects: u64,
+    /// Digest-followed tables replaced.
+    pub tables_replaced: u64,
     pub seconds: f64,
     pub cursor: i64,
 }
@@ -392,6 +394,7 @@ impl Applier {
             out.batches += 1;
             out.changes += b.changes;
             out.rejects += b.rejects;
+            out.tables_replaced += b.tables_replaced;
             if !b.more {
                 break;
             }
@@ -1034,6 +1037,39 @@ impl Applier {
         cut.blackout_ms = fence.acquired.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(seq = cut.seq, blackout_ms = cut.blackout_ms, "cut over");
         Ok(cut)
+    }
+
+    /// Moves every identity or serial sequence of the target tables past its column's
+    /// highest value (never backwards), as the bulk copy left them: rows inserted by sync
+    /// carry their keys from SQLite. Returns the sequences moved.
+    pub async fn set_sequences(&mut self) -> Result<u64> {
+        let tables = self.tables.clone();
+        let pg = self.pg.clone();
+        let conn = self.control_conn().await?;
+        let mut moved = 0;
+        for t in tables.iter() {
+            for c in &t.cols {
+                let col = c.trim_matches('"').replace("\"\"", "\"");
+                let seq: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
+                    .bind(&t.qualified)
+                    .bind(&col)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| pg.err("looking up sequences", &e))?;
+                let Some(seq) = seq else { continue };
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(setval($1::regclass, m)) FROM (SELECT max({c})::bigint AS m FROM {}) x
+                     WHERE m IS NOT NULL AND m >= coalesce(pg_sequence_last_value($1::regclass), 0)",
+                    t.qualified
+                ))
+                .bind(&seq)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| pg.err(format!("setting sequence {seq}"), &e))?;
+                moved += n as u64;
+            }
+        }
+        Ok(moved)
     }
 
     /// Releases the write lock without recording a cutover (the runner found a difference

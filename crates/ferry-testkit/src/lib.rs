@@ -16,3 +16,4 @@
 pub mod pg;
 pub mod sqlite_gen;
 pub mod store_gen;
+pub mod sync_writer;
