@@ -103,7 +103,10 @@ impl Default for InstallOptions {
     }
 }
 
-pub(crate) fn sqlite_err(path: &Path, context: impl Into<String>) -> impl Fn(rusqlite::Error) -> SyncError + '_ {
+pub(crate) fn sqlite_err(
+    path: &Path,
+    context: impl Into<String>,
+) -> impl Fn(rusqlite::Error) -> SyncError + '_ {
     let context = context.into();
     move |e| SyncError::Sqlite {
         path: path.to_owned(),
@@ -193,7 +196,11 @@ fn install_in(
         let follow = match follow_mode(t) {
             Some(reason) => {
                 let n: i64 = conn
-                    .query_row(&format!("SELECT count(*) FROM {}", quote_ident(&t.source)), [], |r| r.get(0))
+                    .query_row(
+                        &format!("SELECT count(*) FROM {}", quote_ident(&t.source)),
+                        [],
+                        |r| r.get(0),
+                    )
                     .map_err(err("counting rows"))?;
                 if n as u64 > options.digest_max_rows {
                     return Err(SyncError::Refused {
@@ -257,8 +264,10 @@ fn install_in(
     for t in &tables {
         if let Follow::Triggers { triggers, .. } = &t.follow {
             for (_, sql) in triggers {
-                conn.execute_batch(sql)
-                    .map_err(err(&format!("creating the capture triggers of {:?}", t.table)))?;
+                conn.execute_batch(sql).map_err(err(&format!(
+                    "creating the capture triggers of {:?}",
+                    t.table
+                )))?;
             }
         }
     }
@@ -432,11 +441,13 @@ pub(crate) fn read_spec(conn: &Connection, path: &Path) -> Result<Option<Capture
         .map_err(&err)?;
     match json {
         None => Ok(None),
-        Some(j) => serde_json::from_str(&j).map(Some).map_err(|e| SyncError::Sqlite {
-            path: path.to_owned(),
-            context: "reading the capture record".into(),
-            message: format!("the record in {META_TABLE} is not one this ferry wrote: {e}"),
-        }),
+        Some(j) => serde_json::from_str(&j)
+            .map(Some)
+            .map_err(|e| SyncError::Sqlite {
+                path: path.to_owned(),
+                context: "reading the capture record".into(),
+                message: format!("the record in {META_TABLE} is not one this ferry wrote: {e}"),
+            }),
     }
 }
 
@@ -524,7 +535,12 @@ fn describe_column_change(before: &[String], after: &[String]) -> String {
     let a: Vec<(String, String)> = after.iter().map(split).collect();
     for (name, ty) in &a {
         match b.iter().find(|(n, _)| n == name) {
-            None => return format!("column {name:?} ({}) was added", if ty.is_empty() { "no type" } else { ty }),
+            None => {
+                return format!(
+                    "column {name:?} ({}) was added",
+                    if ty.is_empty() { "no type" } else { ty }
+                )
+            }
             Some((_, old)) if old != ty => {
                 return format!("column {name:?} changed type from {old:?} to {ty:?}")
             }

@@ -255,7 +255,9 @@ impl Applier {
         .await
         .map_err(|e| pg.err("reading the sync state", &e))?;
         let (cursor, handoff_done, applied_total) = match row {
-            Some(r) if r.get::<String, _>(0) == capture_id => (r.get(1), r.get(2), r.get::<i64, _>(3)),
+            Some(r) if r.get::<String, _>(0) == capture_id => {
+                (r.get(1), r.get(2), r.get::<i64, _>(3))
+            }
             _ => {
                 // A new capture: its log starts at 1, and the rows written before it began
                 // reach PostgreSQL through the full reconciliation.
@@ -429,14 +431,19 @@ impl Applier {
                 .await;
             match res {
                 Ok(_) => break,
-                Err(e) if classify(&e) == ErrorClass::Connection && attempt < self.pg.retry.attempts => {
+                Err(e)
+                    if classify(&e) == ErrorClass::Connection
+                        && attempt < self.pg.retry.attempts =>
+                {
                     self.drop_control().await;
                     attempt += 1;
                     self.retries += 1;
                     tokio::time::sleep(self.pg.retry.backoff(attempt)).await;
                 }
                 Err(e) if classify(&e) == ErrorClass::Connection => {
-                    return Err(self.pg.unreachable("recording the cursor", attempt, started, &e))
+                    return Err(self
+                        .pg
+                        .unreachable("recording the cursor", attempt, started, &e))
                 }
                 Err(e) => return Err(self.pg.err("recording the cursor", &e)),
             }
@@ -544,7 +551,9 @@ impl Applier {
         let mut report = FullReport::default();
         for ti in 0..self.tables.len() {
             let (rows, fixed, rejects) = self.reconcile_table(ti).await?;
-            report.tables.push((self.plan.tables[ti].source.clone(), rows));
+            report
+                .tables
+                .push((self.plan.tables[ti].source.clone(), rows));
             report.rows_fixed += fixed;
             report.rejects += rejects;
         }
@@ -590,7 +599,9 @@ impl Applier {
                     tokio::time::sleep(self.pg.retry.backoff(attempt)).await;
                 }
                 Err(Retry::Again(e)) => {
-                    return Err(self.pg.unreachable("reconciling a table", attempt, started, &e))
+                    return Err(self
+                        .pg
+                        .unreachable("reconciling a table", attempt, started, &e))
                 }
                 Err(Retry::Fail(e)) => return Err(e),
             }
@@ -603,12 +614,22 @@ impl Applier {
             let s = self.source.lock().unwrap_or_else(|p| p.into_inner());
             s.tables[ti].clone()
         };
-        let path = self.source.lock().unwrap_or_else(|p| p.into_inner()).path.clone();
+        let path = self
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .path
+            .clone();
         let conv = self.options.convert;
         let schema = self.pg.schema.clone();
         let worker = &mut self.workers[0];
         if worker.conn.is_none() {
-            worker.conn = Some(self.pg.connect("reconciling", true).await.map_err(Retry::Fail)?);
+            worker.conn = Some(
+                self.pg
+                    .connect("reconciling", true)
+                    .await
+                    .map_err(Retry::Fail)?,
+            );
             worker.staged.clear();
         }
         let conn = worker.conn.as_mut().expect("connected");
@@ -631,8 +652,13 @@ impl Applier {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        let mut copy = conn.copy_in_raw(&t.copy_rows_sql()).await.map_err(Retry::from)?;
-        copy.send(ferry_core::pgcopy::HEADER).await.map_err(Retry::from)?;
+        let mut copy = conn
+            .copy_in_raw(&t.copy_rows_sql())
+            .await
+            .map_err(Retry::from)?;
+        copy.send(ferry_core::pgcopy::HEADER)
+            .await
+            .map_err(Retry::from)?;
         let mut rows = 0u64;
         let mut rejects: Vec<Reject> = Vec::new();
         let mut digest = None;
@@ -661,7 +687,9 @@ impl Applier {
             let _ = exec(conn, "ROLLBACK").await;
             return Err(Retry::Fail(e));
         }
-        copy.send(&ferry_core::pgcopy::TRAILER[..]).await.map_err(Retry::from)?;
+        copy.send(&ferry_core::pgcopy::TRAILER[..])
+            .await
+            .map_err(Retry::from)?;
         copy.finish().await.map_err(Retry::from)?;
         let tq = &t.qualified;
         let s = &t.stage;
@@ -670,9 +698,19 @@ impl Applier {
             sql.push_str(&format!("DELETE FROM {tq}; {}", t.insert_sql()));
         } else {
             let on = |a: &str, b: &str| {
-                t.key.iter().map(|k| format!("{a}.{k} = {b}.{k}")).collect::<Vec<_>>().join(" AND ")
+                t.key
+                    .iter()
+                    .map(|k| format!("{a}.{k} = {b}.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
             };
-            let row = |a: &str| t.cols.iter().map(|c| format!("{a}.{c}")).collect::<Vec<_>>().join(", ");
+            let row = |a: &str| {
+                t.cols
+                    .iter()
+                    .map(|c| format!("{a}.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             sql.push_str(&format!(
                 "DELETE FROM {tq} t WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE {on_ts});
                  DELETE FROM {tq} t USING {s} s WHERE {on_ts} AND ({rt}) IS DISTINCT FROM ({rs});",
@@ -683,10 +721,19 @@ impl Applier {
             for (cols, nnd) in &t.uniques {
                 let m = cols
                     .iter()
-                    .map(|c| if *nnd { format!("t.{c} IS NOT DISTINCT FROM s.{c}") } else { format!("t.{c} = s.{c}") })
+                    .map(|c| {
+                        if *nnd {
+                            format!("t.{c} IS NOT DISTINCT FROM s.{c}")
+                        } else {
+                            format!("t.{c} = s.{c}")
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(" AND ");
-                sql.push_str(&format!("DELETE FROM {tq} t USING {s} s WHERE {m} AND NOT ({});", on("t", "s")));
+                sql.push_str(&format!(
+                    "DELETE FROM {tq} t USING {s} s WHERE {m} AND NOT ({});",
+                    on("t", "s")
+                ));
             }
             sql.push_str(&format!(
                 "INSERT INTO {tq} ({cols}){ov} SELECT {scols} FROM {s} s WHERE NOT EXISTS (SELECT 1 FROM {tq} t WHERE {on_ts});",
@@ -732,7 +779,12 @@ impl Applier {
             .bind(col(|r| r.key.clone()))
             .bind(col(|r| r.column.clone()))
             .bind(col(|r| r.reason.clone()))
-            .bind(rejects.iter().map(|r| r.bytes_hex.clone()).collect::<Vec<Option<String>>>())
+            .bind(
+                rejects
+                    .iter()
+                    .map(|r| r.bytes_hex.clone())
+                    .collect::<Vec<Option<String>>>(),
+            )
             .execute(&mut *conn)
             .await
             .map_err(Retry::from)?;
@@ -798,7 +850,12 @@ impl Applier {
         let schema = self.pg.schema.clone();
         let worker = &mut self.workers[0];
         if worker.conn.is_none() {
-            worker.conn = Some(self.pg.connect("applying keys", true).await.map_err(Retry::Fail)?);
+            worker.conn = Some(
+                self.pg
+                    .connect("applying keys", true)
+                    .await
+                    .map_err(Retry::Fail)?,
+            );
             worker.staged.clear();
         }
         let conn = worker.conn.as_mut().expect("connected");
@@ -821,7 +878,15 @@ impl Applier {
         .map_err(Retry::Fail)?;
         let mut careful = false;
         loop {
-            let res = target::apply_in_tx(conn, &schema, &self.tables, &[&change], careful, &mut worker.staged).await;
+            let res = target::apply_in_tx(
+                conn,
+                &schema,
+                &self.tables,
+                &[&change],
+                careful,
+                &mut worker.staged,
+            )
+            .await;
             match res {
                 Ok(_) => break,
                 Err(e) if classify(&e) == ErrorClass::Data && !careful => {
@@ -847,8 +912,15 @@ impl Applier {
                 let after_cut = match &cut {
                     Some(c) => s
                         .conn
-                        .query_row(&format!("SELECT count(*) FROM {LOG_TABLE} WHERE seq > ?1"), [c.seq], |r| r.get::<_, i64>(0))
-                        .map_err(crate::capture::sqlite_err(&s.path, "counting writes after cutover"))?,
+                        .query_row(
+                            &format!("SELECT count(*) FROM {LOG_TABLE} WHERE seq > ?1"),
+                            [c.seq],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .map_err(crate::capture::sqlite_err(
+                            &s.path,
+                            "counting writes after cutover",
+                        ))?,
                     None => 0,
                 };
                 Ok((m, o, cut.map(|_| after_cut)))
@@ -951,7 +1023,10 @@ impl Applier {
             let mut s = source.lock().unwrap_or_else(|p| p.into_inner());
             s.conn
                 .execute_batch("BEGIN IMMEDIATE")
-                .map_err(crate::capture::sqlite_err(&s.path, "taking the write lock (fence)"))?;
+                .map_err(crate::capture::sqlite_err(
+                    &s.path,
+                    "taking the write lock (fence)",
+                ))?;
             s.fenced = true;
             Ok(())
         })
@@ -1017,14 +1092,19 @@ impl Applier {
             let res = s
                 .conn
                 .execute(
-                    &format!("INSERT OR REPLACE INTO {META_TABLE} (name, value) VALUES ('cutover', ?1)"),
+                    &format!(
+                        "INSERT OR REPLACE INTO {META_TABLE} (name, value) VALUES ('cutover', ?1)"
+                    ),
                     [record],
                 )
                 .map_err(crate::capture::sqlite_err(&path, "recording the cutover"))
                 .and_then(|_| {
                     s.conn
                         .execute_batch("COMMIT")
-                        .map_err(crate::capture::sqlite_err(&path, "releasing the write lock"))
+                        .map_err(crate::capture::sqlite_err(
+                            &path,
+                            "releasing the write lock",
+                        ))
                 });
             if res.is_err() {
                 let _ = s.conn.execute_batch("ROLLBACK");
@@ -1050,12 +1130,13 @@ impl Applier {
         for t in tables.iter() {
             for c in &t.cols {
                 let col = c.trim_matches('"').replace("\"\"", "\"");
-                let seq: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
-                    .bind(&t.qualified)
-                    .bind(&col)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(|e| pg.err("looking up sequences", &e))?;
+                let seq: Option<String> =
+                    sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
+                        .bind(&t.qualified)
+                        .bind(&col)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(|e| pg.err("looking up sequences", &e))?;
                 let Some(seq) = seq else { continue };
                 let n: i64 = sqlx::query_scalar(&format!(
                     "SELECT count(setval($1::regclass, m)) FROM (SELECT max({c})::bigint AS m FROM {}) x
@@ -1081,7 +1162,10 @@ impl Applier {
             let res = s
                 .conn
                 .execute_batch("ROLLBACK")
-                .map_err(crate::capture::sqlite_err(&s.path.clone(), "releasing the write lock"));
+                .map_err(crate::capture::sqlite_err(
+                    &s.path.clone(),
+                    "releasing the write lock",
+                ));
             s.fenced = false;
             res
         })
@@ -1092,7 +1176,11 @@ impl Applier {
 
     /// The SQLite file followed.
     pub fn sqlite_path(&self) -> PathBuf {
-        self.source.lock().unwrap_or_else(|p| p.into_inner()).path.clone()
+        self.source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .path
+            .clone()
     }
 
     /// Closes every connection.
@@ -1147,11 +1235,12 @@ struct GroupDone {
 }
 
 async fn lock(pg: &PgSide, conn: &mut PgConnection) -> Result<()> {
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('ferry-sync:' || $1, 0))")
-        .bind(&pg.schema)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| pg.err("taking the follower lock", &e))?;
+    let locked: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('ferry-sync:' || $1, 0))")
+            .bind(&pg.schema)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| pg.err("taking the follower lock", &e))?;
     if !locked {
         return Err(SyncError::Busy {
             schema: pg.schema.clone(),
@@ -1187,7 +1276,15 @@ async fn apply_group(
         let refs: Vec<&TableChange> = changes.iter().collect();
         let res: Result<target::Applied, sqlx::Error> = async {
             exec(conn, "BEGIN").await?;
-            let applied = target::apply_in_tx(conn, &pg.schema, &tables, &refs, careful, &mut worker.staged).await?;
+            let applied = target::apply_in_tx(
+                conn,
+                &pg.schema,
+                &tables,
+                &refs,
+                careful,
+                &mut worker.staged,
+            )
+            .await?;
             if let Some(p) = pause {
                 tokio::time::sleep(p).await;
             }
@@ -1219,20 +1316,33 @@ async fn apply_group(
                     }
                     attempt += 1;
                     retries += 1;
-                    tracing::warn!(attempt, "connection lost while applying ({}); retrying the batch", target::describe(&e));
+                    tracing::warn!(
+                        attempt,
+                        "connection lost while applying ({}); retrying the batch",
+                        target::describe(&e)
+                    );
                     tokio::time::sleep(pg.retry.backoff(attempt)).await;
                 }
                 ErrorClass::Data if !careful => {
-                    tracing::info!("PostgreSQL refused a row ({}); applying row by row", target::describe(&e));
+                    tracing::info!(
+                        "PostgreSQL refused a row ({}); applying row by row",
+                        target::describe(&e)
+                    );
                     let _ = exec(conn, "ROLLBACK").await;
                     careful = true;
                 }
                 _ => {
                     let _ = exec(conn, "ROLLBACK").await;
-                    let tables_named: Vec<&str> = changes.iter().map(|c| tables[c.table].source.as_str()).collect();
+                    let tables_named: Vec<&str> = changes
+                        .iter()
+                        .map(|c| tables[c.table].source.as_str())
+                        .collect();
                     return (
                         worker,
-                        Err(pg.err(format!("applying changes to {}", tables_named.join(", ")), &e)),
+                        Err(pg.err(
+                            format!("applying changes to {}", tables_named.join(", ")),
+                            &e,
+                        )),
                     );
                 }
             },

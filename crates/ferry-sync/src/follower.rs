@@ -64,7 +64,10 @@ impl FollowerHandle {
 
     /// The status as of the last pass.
     pub fn status(&self) -> SyncStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -214,10 +217,12 @@ impl Follower {
         let mut summary = FollowerSummary::default();
         let series_path = match &self.options.state_dir {
             Some(dir) => Some(
-                ferry_core::fsutil::report_path(dir, "sync-lag", "json").map_err(|e| SyncError::Io {
-                    what: "create the reports folder under".into(),
-                    path: dir.clone(),
-                    source: e,
+                ferry_core::fsutil::report_path(dir, "sync-lag", "json").map_err(|e| {
+                    SyncError::Io {
+                        what: "create the reports folder under".into(),
+                        path: dir.clone(),
+                        source: e,
+                    }
                 })?,
             ),
             None => None,

@@ -184,6 +184,9 @@ mod tests {
             });
         }
         assert!(series.points.len() <= LagSeries::MAX_POINTS);
-        assert_eq!(series.points.last().unwrap().applied, (LagSeries::MAX_POINTS * 3 - 1) as u64);
+        assert_eq!(
+            series.points.last().unwrap().applied,
+            (LagSeries::MAX_POINTS * 3 - 1) as u64
+        );
     }
 }

@@ -55,8 +55,8 @@ pub use capture::{
     InstallOptions, SqliteCutover, LOG_TABLE, META_TABLE,
 };
 pub use engine::{
-    drop_bookkeeping, pg_writes_since_cutover, Applier, BatchReport, Cutover, DrainReport,
-    Fence, FullReport, SyncOptions, TableWrites,
+    drop_bookkeeping, pg_writes_since_cutover, Applier, BatchReport, Cutover, DrainReport, Fence,
+    FullReport, SyncOptions, TableWrites,
 };
 pub use error::SyncError;
 pub use follower::{

@@ -87,9 +87,12 @@ impl SourceTable {
                 .join(" AND ")
         };
         let select = format!("SELECT {} FROM {t}", cols.join(", "));
-        let rowid = ["rowid", "_rowid_", "oid"]
-            .into_iter()
-            .find(|r| !plan.columns.iter().any(|c| c.source.eq_ignore_ascii_case(r)));
+        let rowid = ["rowid", "_rowid_", "oid"].into_iter().find(|r| {
+            !plan
+                .columns
+                .iter()
+                .any(|c| c.source.eq_ignore_ascii_case(r))
+        });
         let scan_rowid = plan.primary_key.is_empty() && plan.kind != TableKind::FullText;
         let scan = match (scan_rowid, rowid) {
             (true, Some(r)) => format!("SELECT {}, {r} FROM {t}", cols.join(", ")),
@@ -166,17 +169,21 @@ pub(crate) struct Source {
 impl Source {
     pub fn open(path: &Path, plan: &TransferPlan, conv: ConvertOptions) -> Result<Self> {
         let conn = capture::open(path, Duration::from_secs(30))?;
-        let spec =
-            capture::read_spec(&conn, path)?.ok_or_else(|| SyncError::NotInstalled {
-                path: path.to_owned(),
-            })?;
+        let spec = capture::read_spec(&conn, path)?.ok_or_else(|| SyncError::NotInstalled {
+            path: path.to_owned(),
+        })?;
         let mut tables = Vec::new();
         for t in &plan.tables {
-            let cap = spec.table(&t.source).ok_or_else(|| SyncError::InstalledDifferently {
-                path: path.to_owned(),
-                message: format!("table {:?} of the plan is not captured", t.source),
-            })?;
-            tables.push(SourceTable::new(t, matches!(cap.follow, Follow::Digest { .. }))?);
+            let cap = spec
+                .table(&t.source)
+                .ok_or_else(|| SyncError::InstalledDifferently {
+                    path: path.to_owned(),
+                    message: format!("table {:?} of the plan is not captured", t.source),
+                })?;
+            tables.push(SourceTable::new(
+                t,
+                matches!(cap.follow, Follow::Digest { .. }),
+            )?);
         }
         if spec.tables.len() != tables.len() {
             return Err(SyncError::InstalledDifferently {
@@ -218,7 +225,9 @@ impl Source {
             .execute_batch("BEGIN")
             .map_err(self.err("starting a read transaction"))?;
         let res = f(self);
-        let end = self.conn.execute_batch(if res.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let end = self
+            .conn
+            .execute_batch(if res.is_ok() { "COMMIT" } else { "ROLLBACK" });
         let out = res?;
         end.map_err(self.err("ending a read transaction"))?;
         Ok(out)
@@ -242,7 +251,9 @@ impl Source {
     pub fn positions(&self, after: i64) -> Result<(i64, Option<f64>)> {
         let max: Option<i64> = self
             .conn
-            .query_row(&format!("SELECT max(seq) FROM {LOG_TABLE}"), [], |r| r.get(0))
+            .query_row(&format!("SELECT max(seq) FROM {LOG_TABLE}"), [], |r| {
+                r.get(0)
+            })
             .map_err(self.err("reading the change log"))?;
         let oldest: Option<f64> = self
             .conn
@@ -297,9 +308,15 @@ impl Source {
                 .next()
                 .map_err(sqlite_err(&self.path, "reading the change log"))?
             {
-                let seq: i64 = r.get(0).map_err(sqlite_err(&self.path, "reading the change log"))?;
-                let tbl: String = r.get(1).map_err(sqlite_err(&self.path, "reading the change log"))?;
-                let at: f64 = r.get(2).map_err(sqlite_err(&self.path, "reading the change log"))?;
+                let seq: i64 = r
+                    .get(0)
+                    .map_err(sqlite_err(&self.path, "reading the change log"))?;
+                let tbl: String = r
+                    .get(1)
+                    .map_err(sqlite_err(&self.path, "reading the change log"))?;
+                let at: f64 = r
+                    .get(2)
+                    .map_err(sqlite_err(&self.path, "reading the change log"))?;
                 batch.entries += 1;
                 batch.last_seq = Some(seq);
                 let Some(&ti) = self.by_name.get(&tbl) else {
@@ -342,12 +359,12 @@ impl Source {
             change.cursor = Some(p.last);
             batch.changes.push(change);
         }
-        for ti in 0..self.tables.len() {
+        for (ti, known) in digests.iter().enumerate().take(self.tables.len()) {
             if !self.tables[ti].digest {
                 continue;
             }
             let digest = self.digest_table(ti)?;
-            if digests[ti].as_deref() != Some(digest.as_str()) {
+            if known.as_deref() != Some(digest.as_str()) {
                 let mut change = self.read_all(ti)?;
                 change.digest = Some(digest);
                 batch.changes.push(change);
@@ -370,7 +387,7 @@ impl Source {
             .map(|&i| t.plan.columns[i].target_type.clone())
             .collect();
         for key in keys {
-            let has_null = key.iter().any(|c| *c == OwnedCell::Null);
+            let has_null = key.contains(&OwnedCell::Null);
             let sql = if has_null { &t.lookup_is } else { &t.lookup_eq };
             let mut st = self
                 .conn
@@ -402,7 +419,9 @@ impl Source {
                         table: t.plan.source.clone(),
                         key: display.clone(),
                         column: col,
-                        reason: "the primary key holds NULL, which a PostgreSQL primary key cannot hold".into(),
+                        reason:
+                            "the primary key holds NULL, which a PostgreSQL primary key cannot hold"
+                                .into(),
                         bytes_hex: None,
                     });
                     present = true;
@@ -414,7 +433,13 @@ impl Source {
                     continue;
                 }
                 present = true;
-                if encode_row(&t.plan, &self.conv, |i| to_cell(r.get_ref_unwrap(i)), &display, &mut change) {
+                if encode_row(
+                    &t.plan,
+                    &self.conv,
+                    |i| to_cell(r.get_ref_unwrap(i)),
+                    &display,
+                    &mut change,
+                ) {
                     change.resolved.push(display.clone());
                 }
             }
@@ -470,7 +495,13 @@ impl Source {
                     .collect();
                 key_display(&t.plan, &key)
             };
-            encode_row(&t.plan, &self.conv, |i| to_cell(r.get_ref_unwrap(i)), &display, &mut change);
+            encode_row(
+                &t.plan,
+                &self.conv,
+                |i| to_cell(r.get_ref_unwrap(i)),
+                &display,
+                &mut change,
+            );
         }
         Ok(change)
     }
@@ -526,7 +557,9 @@ pub(crate) fn stream_table(
     let ctx = format!("reading table {:?}", t.plan.source);
     conn.execute_batch("BEGIN")
         .map_err(sqlite_err(path, ctx.clone()))?;
-    let mut st = conn.prepare(&t.scan).map_err(sqlite_err(path, ctx.clone()))?;
+    let mut st = conn
+        .prepare(&t.scan)
+        .map_err(sqlite_err(path, ctx.clone()))?;
     let mut rows = st.query([]).map_err(sqlite_err(path, ctx.clone()))?;
     let width = t.plan.columns.len();
     let (mut count, mut sum, mut xor) = (0u64, 0u128, 0u128);
@@ -551,7 +584,13 @@ pub(crate) fn stream_table(
                 .collect();
             key_display(&t.plan, &key)
         };
-        encode_row(&t.plan, conv, |i| to_cell(r.get_ref_unwrap(i)), &display, &mut change);
+        encode_row(
+            &t.plan,
+            conv,
+            |i| to_cell(r.get_ref_unwrap(i)),
+            &display,
+            &mut change,
+        );
         if change.rows.len() >= CHUNK_BYTES {
             let chunk = Chunk {
                 rows: std::mem::take(&mut change.rows),

@@ -154,7 +154,13 @@ impl PgSide {
         }
     }
 
-    pub fn unreachable(&self, context: &str, attempts: u32, started: Instant, e: &sqlx::Error) -> SyncError {
+    pub fn unreachable(
+        &self,
+        context: &str,
+        attempts: u32,
+        started: Instant,
+        e: &sqlx::Error,
+    ) -> SyncError {
         SyncError::Unreachable {
             url: self.url.to_string(),
             context: context.to_owned(),
@@ -173,7 +179,9 @@ impl PgSide {
             match self.options.connect().await {
                 Ok(mut conn) => {
                     if apply {
-                        if let Err(e) = exec(&mut conn, "SET session_replication_role = replica").await {
+                        if let Err(e) =
+                            exec(&mut conn, "SET session_replication_role = replica").await
+                        {
                             let _ = conn.close().await;
                             if classify(&e) != ErrorClass::Connection {
                                 return Err(SyncError::Privilege {
@@ -195,7 +203,11 @@ impl PgSide {
                     if attempt >= self.retry.attempts {
                         return Err(self.unreachable(context, attempt, started, &e));
                     }
-                    tracing::warn!(attempt, "cannot reach PostgreSQL ({}); retrying", describe(&e));
+                    tracing::warn!(
+                        attempt,
+                        "cannot reach PostgreSQL ({}); retrying",
+                        describe(&e)
+                    );
                 }
             }
             attempt += 1;
@@ -255,7 +267,10 @@ impl TargetTable {
                         .find(|c| &c.source == k)
                         .map(|c| c.target.clone())
                         .ok_or_else(|| SyncError::Plan {
-                            message: format!("key column {k:?} of table {:?} has no target", plan.source),
+                            message: format!(
+                                "key column {k:?} of table {:?} has no target",
+                                plan.source
+                            ),
                         })
                 })
                 .collect::<Result<_>>()?
@@ -299,7 +314,11 @@ impl TargetTable {
             source: plan.source.clone(),
             target: plan.target.clone(),
             qualified: qualified(&pg.schema, &plan.target),
-            cols: plan.columns.iter().map(|c| quote_ident(&c.target)).collect(),
+            cols: plan
+                .columns
+                .iter()
+                .map(|c| quote_ident(&c.target))
+                .collect(),
             key: target_key.iter().map(|k| quote_ident(k)).collect(),
             uniques,
             stage: quote_ident(&format!("ferry_sync_stage_{i}")),
@@ -332,7 +351,11 @@ impl TargetTable {
             "INSERT INTO {} ({}){} ",
             self.qualified,
             self.cols.join(", "),
-            if self.overriding { " OVERRIDING SYSTEM VALUE" } else { "" }
+            if self.overriding {
+                " OVERRIDING SYSTEM VALUE"
+            } else {
+                ""
+            }
         )
     }
 
@@ -379,7 +402,12 @@ impl TargetTable {
     }
 
     pub fn insert_sql(&self) -> String {
-        format!("{}SELECT {} FROM {};", self.insert_head(), self.cols.join(", "), self.stage)
+        format!(
+            "{}SELECT {} FROM {};",
+            self.insert_head(),
+            self.cols.join(", "),
+            self.stage
+        )
     }
 
     pub fn copy_rows_sql(&self) -> String {
@@ -445,7 +473,11 @@ pub(crate) async fn ensure_bookkeeping(
 }
 
 /// Whether a table of the target exists.
-pub(crate) async fn table_exists(conn: &mut PgConnection, schema: &str, table: &str) -> Result<bool, sqlx::Error> {
+pub(crate) async fn table_exists(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> Result<bool, sqlx::Error> {
     let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
         .bind(qualified(schema, table))
         .fetch_one(conn)
@@ -454,7 +486,11 @@ pub(crate) async fn table_exists(conn: &mut PgConnection, schema: &str, table: &
 }
 
 /// One COPY of already encoded rows.
-pub(crate) async fn copy_bytes(conn: &mut PgConnection, sql: &str, rows: &[u8]) -> Result<u64, sqlx::Error> {
+pub(crate) async fn copy_bytes(
+    conn: &mut PgConnection,
+    sql: &str,
+    rows: &[u8],
+) -> Result<u64, sqlx::Error> {
     let mut copy = conn.copy_in_raw(sql).await?;
     copy.send(ferry_core::pgcopy::HEADER).await?;
     if !rows.is_empty() {
@@ -541,7 +577,11 @@ async fn careful_insert(
         match res {
             Ok(()) => exec(conn, "RELEASE SAVEPOINT ferry_sync_row").await?,
             Err(e) if classify(&e) == ErrorClass::Data => {
-                exec(conn, "ROLLBACK TO SAVEPOINT ferry_sync_row; RELEASE SAVEPOINT ferry_sync_row").await?;
+                exec(
+                    conn,
+                    "ROLLBACK TO SAVEPOINT ferry_sync_row; RELEASE SAVEPOINT ferry_sync_row",
+                )
+                .await?;
                 applied.refused.push(Reject {
                     table: t.source.clone(),
                     key: ch.row_keys[i].clone(),
@@ -593,7 +633,12 @@ async fn record_rejects(
     .bind(col(|r| r.key.clone()))
     .bind(col(|r| r.column.clone()))
     .bind(col(|r| r.reason.clone()))
-    .bind(rejects.iter().map(|r| r.bytes_hex.clone()).collect::<Vec<Option<String>>>())
+    .bind(
+        rejects
+            .iter()
+            .map(|r| r.bytes_hex.clone())
+            .collect::<Vec<Option<String>>>(),
+    )
     .bind(ch.cursor)
     .execute(&mut *conn)
     .await?;
@@ -601,7 +646,10 @@ async fn record_rejects(
 }
 
 /// The rejects not yet resolved by a later, successful apply of the same key.
-pub(crate) async fn open_rejects(conn: &mut PgConnection, schema: &str) -> Result<Vec<Reject>, sqlx::Error> {
+pub(crate) async fn open_rejects(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Vec<Reject>, sqlx::Error> {
     if !table_exists(conn, schema, REJECTS_TABLE).await? {
         return Ok(Vec::new());
     }

@@ -18,7 +18,10 @@ async fn install_is_idempotent_and_uninstall_restores_the_schema_exactly() {
     let before = sqlite_schema(&path);
     let spec = install(&path, &plan, &InstallOptions::default()).unwrap();
     assert_eq!(spec.tables.len(), plan.tables.len());
-    let triggers = sqlite_scalar(&path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ferry_sync_%'");
+    let triggers = sqlite_scalar(
+        &path,
+        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ferry_sync_%'",
+    );
     assert_eq!(triggers as usize, 3 * plan.tables.len());
     // Installing again returns the same capture and changes nothing.
     let again = install(&path, &plan, &InstallOptions::default()).unwrap();
@@ -26,11 +29,24 @@ async fn install_is_idempotent_and_uninstall_restores_the_schema_exactly() {
     assert_eq!(verify(&path).unwrap(), spec);
     // Writes are logged in the writer's transaction: a rolled-back write leaves no entry.
     app_exec(&path, "BEGIN; UPDATE agents SET role = 'x'; ROLLBACK;");
-    assert_eq!(sqlite_scalar(&path, "SELECT count(*) FROM ferry_sync_log"), 0);
-    app_exec(&path, "UPDATE agents SET role = 'x' WHERE agent_id = 'Agent-0'");
-    assert_eq!(sqlite_scalar(&path, "SELECT count(*) FROM ferry_sync_log"), 1);
+    assert_eq!(
+        sqlite_scalar(&path, "SELECT count(*) FROM ferry_sync_log"),
+        0
+    );
+    app_exec(
+        &path,
+        "UPDATE agents SET role = 'x' WHERE agent_id = 'Agent-0'",
+    );
+    assert_eq!(
+        sqlite_scalar(&path, "SELECT count(*) FROM ferry_sync_log"),
+        1
+    );
     assert!(uninstall(&path).unwrap());
-    assert_eq!(sqlite_schema(&path), before, "the schema is exactly the pre-install one");
+    assert_eq!(
+        sqlite_schema(&path),
+        before,
+        "the schema is exactly the pre-install one"
+    );
     assert!(!uninstall(&path).unwrap(), "nothing left to remove");
     assert!(matches!(verify(&path), Err(SyncError::NotInstalled { .. })));
 }
@@ -53,8 +69,17 @@ async fn a_keyless_table_too_large_for_a_digest_is_refused_and_nothing_installed
     .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, SyncError::Refused { .. }), "{text}");
-    assert!(text.contains("\"loose\"") && text.contains("no primary key") && text.contains("sync.digest_max_rows"), "{text}");
-    assert_eq!(sqlite_schema(&path), before, "a refused install changes nothing");
+    assert!(
+        text.contains("\"loose\"")
+            && text.contains("no primary key")
+            && text.contains("sync.digest_max_rows"),
+        "{text}"
+    );
+    assert_eq!(
+        sqlite_schema(&path),
+        before,
+        "a refused install changes nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,14 +89,29 @@ async fn a_dropped_trigger_is_named_on_the_next_pass_and_nothing_is_applied() {
     let schema = migrated_schema("sync_dropped").await;
     let plan = phase3(&path, &schema, PlanMode::Managed).await;
     install(&path, &plan, &InstallOptions::default()).unwrap();
-    let mut a = Applier::open(&path, &target(&schema), &plan, &sync_options(), true).await.unwrap();
+    let mut a = Applier::open(&path, &target(&schema), &plan, &sync_options(), true)
+        .await
+        .unwrap();
     a.full_pass().await.unwrap();
-    app_exec(&path, "UPDATE agents SET role = 'before drop' WHERE agent_id = 'Agent-0'");
+    app_exec(
+        &path,
+        "UPDATE agents SET role = 'before drop' WHERE agent_id = 'Agent-0'",
+    );
     app_exec(&path, "DROP TRIGGER ferry_sync_upd_tasks");
     let err = a.drain().await.unwrap_err();
-    assert!(matches!(&err, SyncError::TriggerMissing { table, trigger } if table == "tasks" && trigger == "ferry_sync_upd_tasks"), "{err}");
+    assert!(
+        matches!(&err, SyncError::TriggerMissing { table, trigger } if table == "tasks" && trigger == "ferry_sync_upd_tasks"),
+        "{err}"
+    );
     assert_eq!(a.cursor(), 0);
-    assert_eq!(pg_scalar(&schema, "SELECT count(*) FROM agents WHERE role = 'before drop'").await, 0);
+    assert_eq!(
+        pg_scalar(
+            &schema,
+            "SELECT count(*) FROM agents WHERE role = 'before drop'"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,22 +121,45 @@ async fn a_column_added_mid_sync_stops_the_pass_with_the_table_and_the_change() 
     let schema = migrated_schema("sync_column").await;
     let plan = phase3(&path, &schema, PlanMode::Managed).await;
     install(&path, &plan, &InstallOptions::default()).unwrap();
-    let mut a = Applier::open(&path, &target(&schema), &plan, &sync_options(), true).await.unwrap();
+    let mut a = Applier::open(&path, &target(&schema), &plan, &sync_options(), true)
+        .await
+        .unwrap();
     a.full_pass().await.unwrap();
-    app_exec(&path, "UPDATE agents SET role = 'first' WHERE agent_id = 'Agent-0'");
+    app_exec(
+        &path,
+        "UPDATE agents SET role = 'first' WHERE agent_id = 'Agent-0'",
+    );
     a.drain().await.unwrap();
     let cursor = a.cursor();
-    app_exec(&path, "UPDATE agents SET role = 'second' WHERE agent_id = 'Agent-0'");
+    app_exec(
+        &path,
+        "UPDATE agents SET role = 'second' WHERE agent_id = 'Agent-0'",
+    );
     app_exec(&path, "ALTER TABLE messages ADD COLUMN urgency INTEGER");
     let err = a.drain().await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, SyncError::SchemaDrift { .. }), "{text}");
-    assert!(text.contains("\"messages\"") && text.contains("\"urgency\"") && text.contains("added"), "{text}");
-    assert!(!text.contains("SELECT") && !text.contains("PRAGMA"), "no internals: {text}");
+    assert!(
+        text.contains("\"messages\"") && text.contains("\"urgency\"") && text.contains("added"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SELECT") && !text.contains("PRAGMA"),
+        "no internals: {text}"
+    );
     assert_eq!(a.cursor(), cursor, "nothing of the pass was applied");
-    assert_eq!(pg_scalar(&schema, "SELECT count(*) FROM agents WHERE role = 'second'").await, 0);
+    assert_eq!(
+        pg_scalar(&schema, "SELECT count(*) FROM agents WHERE role = 'second'").await,
+        0
+    );
     // A new table is noticed the same way.
-    app_exec(&path, "ALTER TABLE messages DROP COLUMN urgency; CREATE TABLE extra (id INTEGER PRIMARY KEY)");
+    app_exec(
+        &path,
+        "ALTER TABLE messages DROP COLUMN urgency; CREATE TABLE extra (id INTEGER PRIMARY KEY)",
+    );
     let err = a.drain().await.unwrap_err().to_string();
-    assert!(err.contains("\"extra\"") && err.contains("not in the transfer plan"), "{err}");
+    assert!(
+        err.contains("\"extra\"") && err.contains("not in the transfer plan"),
+        "{err}"
+    );
 }

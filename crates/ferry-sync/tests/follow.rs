@@ -78,13 +78,22 @@ async fn a_writer_running_from_before_the_copy_until_after_the_drain_loses_nothi
     assert!(live.applied_since_start > 0, "{live:?}");
     stop_writer.store(true, Ordering::SeqCst);
     let stats = writer.join().unwrap();
-    assert!(stats.writes > 500 && stats.replaces > 0 && stats.upserts > 0 && stats.deletes > 0, "{stats:?}");
+    assert!(
+        stats.writes > 500 && stats.replaces > 0 && stats.upserts > 0 && stats.deletes > 0,
+        "{stats:?}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     handle.stop.trigger();
     let (follower, summary) = run.await.unwrap();
     let summary = summary.unwrap();
-    assert!(passes.load(Ordering::SeqCst) >= 5, "the hook runs before every pass");
-    assert!(summary.changes > 0 && summary.lag_p99_ms.is_some(), "{summary:?}");
+    assert!(
+        passes.load(Ordering::SeqCst) >= 5,
+        "the hook runs before every pass"
+    );
+    assert!(
+        summary.changes > 0 && summary.lag_p99_ms.is_some(),
+        "{summary:?}"
+    );
     let series = summary.series_path.clone().expect("a lag series");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&series).unwrap()).unwrap();
     assert!(!json["points"].as_array().unwrap().is_empty());
@@ -120,7 +129,11 @@ async fn the_fence_holds_writers_drains_and_releases_them() {
     let fence = a.fence().await.unwrap();
     a.drain().await.unwrap();
     let held_at = max_seq();
-    assert_eq!(a.cursor(), held_at, "drained through the fence to the last entry");
+    assert_eq!(
+        a.cursor(),
+        held_at,
+        "drained through the fence to the last entry"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(max_seq(), held_at, "no write got through the fence");
     // Inside the fence both sides are equal (what the runner checks before cutting over).
@@ -136,14 +149,23 @@ async fn the_fence_holds_writers_drains_and_releases_them() {
     let stats = writer.join().unwrap();
     assert!(stats.writes > 100, "{stats:?}");
     assert!(max_seq() > held_at);
-    assert_eq!(written_after_cutover(&path).unwrap() as i64, max_seq() - held_at);
+    assert_eq!(
+        written_after_cutover(&path).unwrap() as i64,
+        max_seq() - held_at
+    );
     let status = a.status().await.unwrap();
-    assert!(status.cut_over && status.written_after_cutover > 0, "{status:?}");
+    assert!(
+        status.cut_over && status.written_after_cutover > 0,
+        "{status:?}"
+    );
 
     // Rows written to PostgreSQL after cutover are counted per table.
     let t = target(&schema);
     let before = pg_writes_since_cutover(&t).await.unwrap();
-    assert!(before.iter().all(|w| w.new_or_changed == 0 && w.gone == 0), "{before:?}");
+    assert!(
+        before.iter().all(|w| w.new_or_changed == 0 && w.gone == 0),
+        "{before:?}"
+    );
     let mut conn = schema.connect().await;
     sqlx::query("UPDATE agents SET role = 'after cutover' WHERE agent_id = 'Agent-1'")
         .execute(&mut conn)

@@ -82,27 +82,47 @@ async fn replace_upsert_key_change_and_unique_victims_reach_postgres() {
         ),
     );
     assert_eq!(
-        pg_scalar(&schema, &format!("SELECT count(*) FROM performance_metrics WHERE metric_id = {victim}")).await,
+        pg_scalar(
+            &schema,
+            &format!("SELECT count(*) FROM performance_metrics WHERE metric_id = {victim}")
+        )
+        .await,
         1
     );
     let report = a.drain().await.unwrap();
     assert!(report.changes >= 6, "{report:?}");
     assert_eq!(report.rejects, 0);
     assert_eq!(
-        pg_scalar(&schema, &format!("SELECT count(*) FROM performance_metrics WHERE metric_id = {victim}")).await,
+        pg_scalar(
+            &schema,
+            &format!("SELECT count(*) FROM performance_metrics WHERE metric_id = {victim}")
+        )
+        .await,
         0,
         "the row SQLite's REPLACE deleted silently is gone from PostgreSQL too"
     );
     assert_eq!(
-        pg_scalar(&schema, &format!("SELECT count(*) FROM messages WHERE message_id = '{moved_from}'")).await,
+        pg_scalar(
+            &schema,
+            &format!("SELECT count(*) FROM messages WHERE message_id = '{moved_from}'")
+        )
+        .await,
         0
     );
     assert_eq!(
-        pg_scalar(&schema, "SELECT count(*) FROM tasks WHERE task_id = 'task-00001' AND title = 'replaced'").await,
+        pg_scalar(
+            &schema,
+            "SELECT count(*) FROM tasks WHERE task_id = 'task-00001' AND title = 'replaced'"
+        )
+        .await,
         1
     );
     assert_eq!(
-        pg_scalar(&schema, "SELECT count(*) FROM agent_status WHERE agent_id = 'Agent-2' AND status = 'busy'").await,
+        pg_scalar(
+            &schema,
+            "SELECT count(*) FROM agent_status WHERE agent_id = 'Agent-2' AND status = 'busy'"
+        )
+        .await,
         1
     );
     a.set_sequences().await.unwrap();
@@ -134,7 +154,11 @@ async fn awkward_keys_fulltext_and_keyless_tables_on_a_derived_plan() {
         .filter(|t| matches!(t.follow, ferry_sync::Follow::Digest { .. }))
         .map(|t| t.table.as_str())
         .collect();
-    assert_eq!(digest, ["loose", "notes"], "keyless and full-text tables are followed by digest");
+    assert_eq!(
+        digest,
+        ["loose", "notes"],
+        "keyless and full-text tables are followed by digest"
+    );
     assert_eq!(spec.key_width, 2);
     let mut a = Applier::open(&path, &target(&schema), &plan, &sync_options(), true)
         .await
@@ -185,7 +209,10 @@ async fn awkward_keys_fulltext_and_keyless_tables_on_a_derived_plan() {
     assert_eq!((r.changes, r.tables_replaced), (0, 0));
 
     // A key PostgreSQL text cannot hold: rejected with key, column and bytes, never dropped.
-    app_exec(&path, "INSERT INTO texts VALUES (CAST(x'ff61' AS TEXT), x'01')");
+    app_exec(
+        &path,
+        "INSERT INTO texts VALUES (CAST(x'ff61' AS TEXT), x'01')",
+    );
     let r = a.drain().await.unwrap();
     assert_eq!(r.rejects, 1, "{r:?}");
     let rejects = a.open_rejects().await.unwrap();
@@ -230,15 +257,39 @@ async fn a_row_postgresql_refuses_is_rejected_and_the_rest_applied() {
     assert_eq!(r.rejects, 1, "{r:?}");
     let rejects = a.open_rejects().await.unwrap();
     assert_eq!(rejects[0].key, "task_id='task-00003'");
-    assert!(rejects[0].reason.contains("PostgreSQL refused the row"), "{rejects:?}");
-    assert_eq!(pg_scalar(&schema, "SELECT count(*) FROM tasks WHERE task_id = 'task-00004' AND title = 'fine'").await, 1);
-    assert_eq!(pg_scalar(&schema, "SELECT count(*) FROM agents WHERE role = 'changed'").await, 1);
+    assert!(
+        rejects[0].reason.contains("PostgreSQL refused the row"),
+        "{rejects:?}"
+    );
     assert_eq!(
-        pg_scalar(&schema, "SELECT count(*) FROM tasks WHERE task_id = 'task-00003'").await,
+        pg_scalar(
+            &schema,
+            "SELECT count(*) FROM tasks WHERE task_id = 'task-00004' AND title = 'fine'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        pg_scalar(
+            &schema,
+            "SELECT count(*) FROM agents WHERE role = 'changed'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        pg_scalar(
+            &schema,
+            "SELECT count(*) FROM tasks WHERE task_id = 'task-00003'"
+        )
+        .await,
         0,
         "a refused row is absent, as a rejected row of the bulk copy is"
     );
-    app_exec(&path, "UPDATE tasks SET title = 'allowed' WHERE task_id = 'task-00003'");
+    app_exec(
+        &path,
+        "UPDATE tasks SET title = 'allowed' WHERE task_id = 'task-00003'",
+    );
     a.drain().await.unwrap();
     assert!(a.open_rejects().await.unwrap().is_empty());
     assert_equal(&path, &schema, &plan).await;

@@ -197,7 +197,8 @@ pub fn run(path: &Path, cfg: &WriterConfig, stop: &AtomicBool) -> rusqlite::Resu
                 if messages.len() > 20 {
                     let i = rng.below(messages.len() as u64) as usize;
                     let id = messages.swap_remove(i);
-                    writes += tx.execute("DELETE FROM messages WHERE message_id = ?1", [id])? as u64;
+                    writes +=
+                        tx.execute("DELETE FROM messages WHERE message_id = ?1", [id])? as u64;
                     stats.deletes += 1;
                 }
             }

@@ -13,7 +13,10 @@ use ferry_core::redact::{redact, SecretUrl};
 use ferry_sync::{Applier, Follower, FollowerOptions, NoHook, SyncOptions, SyncTarget};
 
 fn main() -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -52,11 +55,14 @@ async fn run() -> Result<(), String> {
             "--batch" => options.batch_changes = number("--batch", value("--batch")?)?,
             "--workers" => options.workers = number("--workers", value("--workers")?)? as usize,
             "--interval-ms" => {
-                follow.interval = Duration::from_millis(number("--interval-ms", value("--interval-ms")?)?)
+                follow.interval =
+                    Duration::from_millis(number("--interval-ms", value("--interval-ms")?)?)
             }
             "--pause-ms" => {
-                options.pause_in_apply =
-                    Some(Duration::from_millis(number("--pause-ms", value("--pause-ms")?)?))
+                options.pause_in_apply = Some(Duration::from_millis(number(
+                    "--pause-ms",
+                    value("--pause-ms")?,
+                )?))
             }
             "--until-drained" => follow.until_drained = true,
             other if other.starts_with("--") => return Err(format!("unknown flag {other}")),
@@ -68,9 +74,10 @@ async fn run() -> Result<(), String> {
     };
     let schema = schema.ok_or("--schema is required")?;
     let plan_path = plan_path.ok_or("--plan is required")?;
-    let text = std::fs::read_to_string(&plan_path).map_err(|e| format!("cannot read {plan_path}: {e}"))?;
-    let plan: TransferPlan =
-        serde_json::from_str(&text).map_err(|e| format!("{plan_path} is not a transfer plan: {e}"))?;
+    let text =
+        std::fs::read_to_string(&plan_path).map_err(|e| format!("cannot read {plan_path}: {e}"))?;
+    let plan: TransferPlan = serde_json::from_str(&text)
+        .map_err(|e| format!("{plan_path} is not a transfer plan: {e}"))?;
     let target = SyncTarget {
         url: SecretUrl::new(url.clone()),
         schema,

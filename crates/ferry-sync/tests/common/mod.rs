@@ -70,7 +70,9 @@ pub async fn phase3(path: &Path, schema: &ScratchSchema, mode: PlanMode) -> Tran
         PlanMode::Derived => ferry_transfer::plan_derived(path, &schema.name, &opts).await,
     }
     .unwrap();
-    let report = ferry_transfer::execute(&plan, &target, &opts).await.unwrap();
+    let report = ferry_transfer::execute(&plan, &target, &opts)
+        .await
+        .unwrap();
     assert!(report.rejects.is_empty(), "{:#?}", report.rejects);
     plan
 }
@@ -91,11 +93,20 @@ pub fn sync_options() -> SyncOptions {
 }
 
 /// ferry-validate's verdict: every table equal cell by cell, constraints hold.
-pub async fn validate(path: &Path, schema: &ScratchSchema, plan: &TransferPlan) -> ferry_validate::ValidationReport {
+pub async fn validate(
+    path: &Path,
+    schema: &ScratchSchema,
+    plan: &TransferPlan,
+) -> ferry_validate::ValidationReport {
     let target = ferry_validate::PgTarget::new(schema.url.clone(), schema.name.clone());
-    ferry_validate::validate(path, &target, Some(plan), &ferry_validate::ValidateOptions::default())
-        .await
-        .unwrap()
+    ferry_validate::validate(
+        path,
+        &target,
+        Some(plan),
+        &ferry_validate::ValidateOptions::default(),
+    )
+    .await
+    .unwrap()
 }
 
 pub async fn assert_equal(path: &Path, schema: &ScratchSchema, plan: &TransferPlan) {
@@ -107,9 +118,11 @@ pub async fn assert_equal(path: &Path, schema: &ScratchSchema, plan: &TransferPl
 /// Runs SQL on the SQLite file from a connection of its own (the application's).
 pub fn app_exec(path: &Path, sql: &str) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
     conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.execute_batch(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 pub fn sqlite_scalar(path: &Path, sql: &str) -> i64 {
