@@ -4,6 +4,7 @@
 //! differences, rejects, quarantined files or drift; 2 error.
 
 mod bench_import;
+mod bench_sync;
 mod bench_transfer;
 mod bench_validate;
 mod ci;
@@ -85,6 +86,8 @@ enum BenchCommand {
     Transfer(bench_transfer::Args),
     /// Validation vs count(*) on both sides.
     Validate(bench_validate::Args),
+    /// Phase-4 sync under a writer process: lag, backlog, and apply throughput vs a bare loop.
+    Sync(bench_sync::Args),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +144,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
                 BenchCommand::Import(args) => bench_import::run(args).await?,
                 BenchCommand::Transfer(args) => bench_transfer::run(args).await?,
                 BenchCommand::Validate(args) => bench_validate::run(args).await?,
+                BenchCommand::Sync(args) => bench_sync::run(args).await?,
             }
             Ok(Outcome::Clean)
         }

@@ -86,7 +86,8 @@ pub fn normalise_agent_store(path: &Path) -> rusqlite::Result<()> {
 pub fn run(path: &Path, cfg: &WriterConfig, stop: &AtomicBool) -> rusqlite::Result<WriterStats> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
-    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    // What an application on WAL usually sets: commits are not fsynced one by one.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")?;
     let mut rng = Rng::new(cfg.seed);
     let agents: Vec<String> = ids(&conn, "SELECT agent_id FROM agents ORDER BY agent_id")?;
     if agents.is_empty() {
