@@ -8,7 +8,7 @@
 //!   order and `seq > cursor` never skips a committed change. The key columns `k1 … kN` have
 //!   no declared type: SQLite stores each value exactly as the row holds it (storage class,
 //!   REAL bits, BLOB and invalid UTF-8 bytes).
-//! - `ferry_sync_meta(name, value)`: the capture record (JSON), and the cutover once fenced.
+//! - `ferry_sync_meta(name, value)`: the capture record (JSON).
 //! - three triggers per keyed table (`AFTER INSERT/UPDATE/DELETE`), which work in any SQLite
 //!   the application links: `julianday('now')` for the capture time, `IS NOT … COLLATE
 //!   BINARY` and `typeof` to notice a changed key (an UPDATE that changes the key logs the
@@ -618,44 +618,21 @@ pub fn uninstall(path: &Path) -> Result<bool> {
     }
 }
 
-/// Changes logged after the cutover was recorded: writes that still reached SQLite after
-/// cutover (0 before cutover, or when capture is gone).
-pub fn written_after_cutover(path: &Path) -> Result<u64> {
+/// Change-log entries after `seq` (the cutover's [`crate::Cutover::seq`]): writes that still
+/// reached SQLite after cutover. 0 when capture is gone.
+pub fn written_after_cutover(path: &Path, seq: i64) -> Result<u64> {
     let conn = open(path, std::time::Duration::from_secs(5))?;
-    let Some(cut) = read_cutover(&conn, path)? else {
+    if read_spec(&conn, path)?.is_none() {
         return Ok(0);
-    };
+    }
     let n: i64 = conn
         .query_row(
             &format!("SELECT count(*) FROM {LOG_TABLE} WHERE seq > ?1"),
-            [cut.seq],
+            [seq],
             |r| r.get(0),
         )
         .map_err(sqlite_err(path, "counting writes after cutover"))?;
     Ok(n as u64)
-}
-
-/// Where the cutover happened, as recorded in the SQLite file while writers were fenced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SqliteCutover {
-    /// The last change-log entry before cutover.
-    pub seq: i64,
-    pub at: String,
-}
-
-pub(crate) fn read_cutover(conn: &Connection, path: &Path) -> Result<Option<SqliteCutover>> {
-    if read_spec(conn, path)?.is_none() {
-        return Ok(None);
-    }
-    let json: Option<String> = conn
-        .query_row(
-            &format!("SELECT value FROM {META_TABLE} WHERE name = 'cutover'"),
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sqlite_err(path, "reading the cutover record"))?;
-    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
 
-use crate::capture::{LOG_TABLE, META_TABLE};
+use crate::capture::LOG_TABLE;
 use crate::error::{Result, SyncError};
 use crate::lag::{LagStats, SyncStatus};
 use crate::source::{self, Batch, Reject, Source, TableChange};
@@ -121,7 +121,8 @@ pub struct DrainReport {
 pub struct FullReport {
     /// `(table, rows read from SQLite)`.
     pub tables: Vec<(String, u64)>,
-    /// Rows PostgreSQL had that were changed, added or removed.
+    /// Row writes the reconciliation made in PostgreSQL (rows inserted plus rows deleted:
+    /// a changed row counts twice); 0 when PostgreSQL already matched.
     pub rows_fixed: u64,
     pub rejects: u64,
     pub seconds: f64,
@@ -136,8 +137,8 @@ pub struct Fence {
     pub waited: Duration,
 }
 
-/// The cutover, recorded in SQLite (`ferry_sync_meta`) and PostgreSQL
-/// (`ferry_sync_state.cutover`) while writers were fenced.
+/// The cutover, recorded in PostgreSQL (`ferry_sync_state.cutover`) while writers were
+/// fenced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cutover {
     /// The last change-log entry before cutover.
@@ -184,6 +185,8 @@ pub struct Applier {
     last_error: Option<String>,
     started: Instant,
     fenced: Option<Instant>,
+    /// The last entry before cutover, once cut over: nothing is applied after it.
+    cut_seq: Option<i64>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -282,6 +285,13 @@ impl Applier {
                 (0, false, 0)
             }
         };
+        let cut_seq: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT (cutover ->> 'seq')::bigint FROM {} WHERE id = 1",
+            qualified(&pg.schema, STATE_TABLE)
+        ))
+        .fetch_one(&mut control)
+        .await
+        .map_err(|e| pg.err("reading the sync state", &e))?;
         let rows = sqlx::query(&format!(
             "SELECT tbl, cursor, digest FROM {}",
             qualified(&pg.schema, TABLES_TABLE)
@@ -330,6 +340,7 @@ impl Applier {
             last_error: None,
             started: Instant::now(),
             fenced: None,
+            cut_seq,
         })
     }
 
@@ -358,6 +369,9 @@ impl Applier {
 
     /// Reads one batch after the cursor and applies it.
     pub async fn step(&mut self) -> Result<BatchReport> {
+        if let Some(seq) = self.cut_seq {
+            return Err(SyncError::CutOver { seq });
+        }
         let after = self.cursor;
         let cursors = self.table_cursors.clone();
         let digests = self.digests.clone();
@@ -904,17 +918,17 @@ impl Applier {
     pub async fn status(&mut self) -> Result<SyncStatus> {
         let source = self.source.clone();
         let after = self.cursor;
-        let (max_seq, oldest, cut) = blocking(move || {
+        let cut_seq = self.cut_seq;
+        let (max_seq, oldest, after_cut) = blocking(move || {
             let mut s = source.lock().unwrap_or_else(|p| p.into_inner());
             s.in_snapshot(|s| {
                 let (m, o) = s.positions(after)?;
-                let cut = crate::capture::read_cutover(&s.conn, &s.path)?;
-                let after_cut = match &cut {
+                let after_cut = match cut_seq {
                     Some(c) => s
                         .conn
                         .query_row(
                             &format!("SELECT count(*) FROM {LOG_TABLE} WHERE seq > ?1"),
-                            [c.seq],
+                            [c],
                             |r| r.get::<_, i64>(0),
                         )
                         .map_err(crate::capture::sqlite_err(
@@ -923,7 +937,7 @@ impl Applier {
                         ))?,
                     None => 0,
                 };
-                Ok((m, o, cut.map(|_| after_cut)))
+                Ok((m, o, after_cut))
             })
         })
         .await?;
@@ -953,8 +967,8 @@ impl Applier {
             open_rejects: open.len() as u64,
             retries: self.retries,
             last_error: self.last_error.clone(),
-            written_after_cutover: cut.unwrap_or(0) as u64,
-            cut_over: cut.is_some(),
+            written_after_cutover: after_cut as u64,
+            cut_over: self.cut_seq.is_some(),
             updated_at: chrono::Utc::now().to_rfc3339(),
         })
     }
@@ -1040,8 +1054,9 @@ impl Applier {
         })
     }
 
-    /// Records the cutover in both databases and releases SQLite's write lock; the held
-    /// writers proceed. Their writes are still logged, and counted as written after cutover.
+    /// Records the cutover in PostgreSQL and releases SQLite's write lock; the held writers
+    /// proceed. Their writes are still logged, and counted as written after cutover; this
+    /// applier applies nothing after it.
     pub async fn release(&mut self, fence: Fence) -> Result<Cutover> {
         let source = self.source.clone();
         let (max_seq, _) = blocking(move || {
@@ -1084,35 +1099,25 @@ impl Applier {
         .execute(&mut *conn)
         .await
         .map_err(|e| pg.err("recording the cutover", &e))?;
+        // The fence wrote nothing to SQLite: ROLLBACK keeps the snapshot of every waiting
+        // application transaction valid (a write here would make a deferred transaction
+        // that read before the fence fail with SQLITE_BUSY_SNAPSHOT when it writes).
         let source = self.source.clone();
-        let record = serde_json::json!({ "seq": cut.seq, "at": cut.at }).to_string();
         blocking(move || {
             let mut s = source.lock().unwrap_or_else(|p| p.into_inner());
             let path = s.path.clone();
             let res = s
                 .conn
-                .execute(
-                    &format!(
-                        "INSERT OR REPLACE INTO {META_TABLE} (name, value) VALUES ('cutover', ?1)"
-                    ),
-                    [record],
-                )
-                .map_err(crate::capture::sqlite_err(&path, "recording the cutover"))
-                .and_then(|_| {
-                    s.conn
-                        .execute_batch("COMMIT")
-                        .map_err(crate::capture::sqlite_err(
-                            &path,
-                            "releasing the write lock",
-                        ))
-                });
-            if res.is_err() {
-                let _ = s.conn.execute_batch("ROLLBACK");
-            }
+                .execute_batch("ROLLBACK")
+                .map_err(crate::capture::sqlite_err(
+                    &path,
+                    "releasing the write lock",
+                ));
             s.fenced = false;
             res
         })
         .await?;
+        self.cut_seq = Some(cut.seq);
         self.fenced = None;
         cut.blackout_ms = fence.acquired.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(seq = cut.seq, blackout_ms = cut.blackout_ms, "cut over");

@@ -43,6 +43,8 @@ pub enum SyncError {
     Plan { message: String },
     #[error("PostgreSQL role may not set session_replication_role in {url} ({message}); sync applies SQLite's state with PostgreSQL's triggers and foreign-key actions off, as logical replication does: run it as a superuser or GRANT SET ON PARAMETER session_replication_role TO the role")]
     Privilege { url: String, message: String },
+    #[error("sync stopped at the cutover (change-log entry {seq}): what reaches SQLite after it is counted, never applied")]
+    CutOver { seq: i64 },
     #[error("another ferry sync is following into schema {schema:?}")]
     Busy { schema: String },
     #[error("cannot {what} {path}: {source}")]

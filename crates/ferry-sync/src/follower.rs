@@ -117,7 +117,9 @@ pub struct FollowerOptions {
     pub progress: bool,
     /// Stop after the first pass that found the log empty (tests, drains).
     pub until_drained: bool,
-    /// How often applied entries are pruned from the change log.
+    /// How often applied entries are pruned from the change log. Pruning is ferry's only
+    /// write to the SQLite file while it follows; it waits at most 50 ms for the write lock
+    /// and is skipped when the application holds it.
     pub prune_every: Duration,
 }
 
@@ -129,7 +131,7 @@ impl Default for FollowerOptions {
             state_dir: None,
             progress: true,
             until_drained: false,
-            prune_every: Duration::from_secs(5),
+            prune_every: Duration::from_secs(30),
         }
     }
 }

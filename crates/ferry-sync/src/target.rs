@@ -275,6 +275,17 @@ impl TargetTable {
                 })
                 .collect::<Result<_>>()?
         };
+        if !table_exists(conn, &pg.schema, &plan.target)
+            .await
+            .map_err(|e| pg.err("reading the target schema", &e))?
+        {
+            return Err(SyncError::Plan {
+                message: format!(
+                    "table {:?} of the plan is not in schema {:?} (phase 3 makes it)",
+                    plan.target, pg.schema
+                ),
+            });
+        }
         let rows = sqlx::query(
             "SELECT coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false),
                     array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)

@@ -163,3 +163,55 @@ async fn a_column_added_mid_sync_stops_the_pass_with_the_table_and_the_change() 
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_targets_are_one_sentence_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = agent_sqlite(dir.path(), 2);
+    let schema = migrated_schema("sync_bad").await;
+    let plan = phase3(&path, &schema, PlanMode::Managed).await;
+    // Capture not installed yet.
+    let err = Applier::open(&path, &target(&schema), &plan, &sync_options(), true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SyncError::NotInstalled { .. }), "{err}");
+    install(&path, &plan, &InstallOptions::default()).unwrap();
+    // A table of the plan missing from the target.
+    let mut conn = schema.connect().await;
+    sqlx::query("DROP TABLE documents")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = Applier::open(&path, &target(&schema), &plan, &sync_options(), true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"documents\"") && err.contains("not in schema"),
+        "{err}"
+    );
+    // A role that may not turn PostgreSQL's triggers off while applying.
+    let role = format!("ferry_t_role_{}", std::process::id());
+    sqlx::query(&format!("CREATE ROLE {role} LOGIN"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = schema.url.replacen("postgres@", &format!("{role}@"), 1);
+    let t = ferry_sync::SyncTarget {
+        url: ferry_core::redact::SecretUrl::new(url),
+        schema: schema.name.clone(),
+    };
+    let err = Applier::open(&path, &t, &plan, &sync_options(), true)
+        .await
+        .unwrap_err();
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, SyncError::Privilege { .. }), "{text}");
+    assert!(
+        text.contains("GRANT SET ON PARAMETER session_replication_role"),
+        "{text}"
+    );
+}

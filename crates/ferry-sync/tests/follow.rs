@@ -150,8 +150,12 @@ async fn the_fence_holds_writers_drains_and_releases_them() {
     assert!(stats.writes > 100, "{stats:?}");
     assert!(max_seq() > held_at);
     assert_eq!(
-        written_after_cutover(&path).unwrap() as i64,
+        written_after_cutover(&path, cut.seq).unwrap() as i64,
         max_seq() - held_at
+    );
+    assert!(
+        matches!(a.drain().await, Err(ferry_sync::SyncError::CutOver { .. })),
+        "nothing is applied after cutover"
     );
     let status = a.status().await.unwrap();
     assert!(

@@ -118,7 +118,10 @@ pub fn run(path: &Path, cfg: &WriterConfig, stop: &AtomicBool) -> rusqlite::Resu
         let agent = rng.pick(&agents).clone();
         let ts = stamp(&mut rng);
         let op = rng.below(100);
-        let tx = conn.transaction()?;
+        // IMMEDIATE, as a WAL application with other writers should: a deferred
+        // transaction that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT) when
+        // another connection committed in between, whatever the busy timeout.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut writes = 0;
         match op {
             // Insert a task (sometimes a subtask).
