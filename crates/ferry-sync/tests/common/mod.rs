@@ -150,33 +150,9 @@ pub fn sqlite_schema(path: &Path) -> Vec<(String, String, Option<String>)> {
     rows.map(Result::unwrap).collect()
 }
 
-/// A SQLite file whose keys are awkward: INTEGER, REAL, BLOB and invalid-UTF-8 TEXT keys, a
-/// composite key mixing classes, a NOCASE key, a second UNIQUE constraint, a
-/// self-referencing foreign key, a full-text table and a table without a primary key.
+/// A SQLite file whose keys are awkward (see [`ferry_testkit::sqlite_gen::awkward_keys`]).
 pub fn awkward_sqlite(dir: &Path) -> PathBuf {
     let path = dir.join("awkward.sqlite3");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        r#"
-        PRAGMA journal_mode = WAL;
-        CREATE TABLE ints (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, parent INTEGER REFERENCES ints (id), score REAL);
-        CREATE TABLE reals (k REAL PRIMARY KEY, v TEXT) WITHOUT ROWID;
-        CREATE TABLE blobs (k BLOB PRIMARY KEY, v INTEGER);
-        CREATE TABLE texts (k TEXT PRIMARY KEY, v BLOB);
-        CREATE TABLE "Mixed Key" ("a b" INTEGER NOT NULL, "c""d" TEXT NOT NULL, v TEXT, PRIMARY KEY ("a b", "c""d")) WITHOUT ROWID;
-        CREATE TABLE nocase (k TEXT PRIMARY KEY COLLATE NOCASE, v INTEGER);
-        CREATE TABLE loose (a TEXT, b INTEGER);
-        CREATE VIRTUAL TABLE notes USING fts5 (title, body);
-        INSERT INTO ints (id, name, parent, score) VALUES (1, 'one', NULL, 0.1), (2, 'two', 1, 0.30000000000000004), (-9223372036854775808, 'min', NULL, -0.0);
-        INSERT INTO reals VALUES (0.1, 'a'), (1e300, 'b'), (-2.5, 'c');
-        INSERT INTO blobs VALUES (x'00ff', 1), (x'', 2), (x'deadbeef', 3);
-        INSERT INTO texts VALUES ('plain', x'01'), ('naïve ✓', NULL), ('trailing  ', x'');
-        INSERT INTO "Mixed Key" VALUES (1, 'x', 'one'), (1, 'y', 'two'), (2, 'x', 'three');
-        INSERT INTO nocase VALUES ('Alpha', 1), ('beta', 2);
-        INSERT INTO loose VALUES ('dup', 1), ('dup', 1), (NULL, NULL);
-        INSERT INTO notes (rowid, title, body) VALUES (1, 'first', 'hello world'), (2, 'second', 'sync me');
-        "#,
-    )
-    .unwrap();
+    ferry_testkit::sqlite_gen::awkward_keys(&path).unwrap();
     path
 }
