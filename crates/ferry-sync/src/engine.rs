@@ -624,6 +624,9 @@ impl Applier {
 
     async fn reconcile_once(&mut self, ti: usize) -> Result<(u64, u64, u64), Retry> {
         let t = self.tables[ti].clone();
+        let pg = self.pg.clone();
+        let context = format!("reconciling table {:?}", t.source);
+        let fail = |e: sqlx::Error| Retry::of(&pg, &context, e);
         let st = {
             let s = self.source.lock().unwrap_or_else(|p| p.into_inner());
             s.tables[ti].clone()
@@ -647,9 +650,9 @@ impl Applier {
             worker.staged.clear();
         }
         let conn = worker.conn.as_mut().expect("connected");
-        exec(conn, "BEGIN").await.map_err(Retry::from)?;
+        exec(conn, "BEGIN").await.map_err(fail)?;
         if worker.staged.insert(ti) {
-            exec(conn, &t.stage_sql()).await.map_err(Retry::from)?;
+            exec(conn, &t.stage_sql()).await.map_err(fail)?;
         }
         // The cursor row is locked before SQLite's snapshot begins.
         sqlx::query(&format!(
@@ -659,20 +662,15 @@ impl Applier {
         .bind(&t.source)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(Retry::from)?;
+        .map_err(fail)?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let reader = tokio::task::spawn_blocking(move || {
             if let Err(e) = source::stream_table(&path, &st, &conv, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        let mut copy = conn
-            .copy_in_raw(&t.copy_rows_sql())
-            .await
-            .map_err(Retry::from)?;
-        copy.send(ferry_core::pgcopy::HEADER)
-            .await
-            .map_err(Retry::from)?;
+        let mut copy = conn.copy_in_raw(&t.copy_rows_sql()).await.map_err(fail)?;
+        copy.send(ferry_core::pgcopy::HEADER).await.map_err(fail)?;
         let mut rows = 0u64;
         let mut rejects: Vec<Reject> = Vec::new();
         let mut digest = None;
@@ -681,7 +679,7 @@ impl Applier {
             match chunk {
                 Ok(c) => {
                     if !c.rows.is_empty() {
-                        copy.send(c.rows.as_slice()).await.map_err(Retry::from)?;
+                        copy.send(c.rows.as_slice()).await.map_err(fail)?;
                     }
                     rows += c.n_rows;
                     rejects.extend(c.rejects);
@@ -703,8 +701,8 @@ impl Applier {
         }
         copy.send(&ferry_core::pgcopy::TRAILER[..])
             .await
-            .map_err(Retry::from)?;
-        copy.finish().await.map_err(Retry::from)?;
+            .map_err(fail)?;
+        copy.finish().await.map_err(fail)?;
         let tq = &t.qualified;
         let s = &t.stage;
         let mut sql = String::new();
@@ -761,7 +759,7 @@ impl Applier {
             .bind(tq)
             .fetch_one(&mut *conn)
             .await
-            .map_err(Retry::from)?;
+            .map_err(fail)?;
         exec(conn, &sql).await.map_err(|e| match classify(&e) {
             ErrorClass::Connection => Retry::Again(e),
             _ => Retry::Fail(self.pg.err(format!("reconciling table {:?}", t.source), &e)),
@@ -770,7 +768,7 @@ impl Applier {
             .bind(tq)
             .fetch_one(&mut *conn)
             .await
-            .map_err(Retry::from)?;
+            .map_err(fail)?;
         let fixed = (after - before).max(0) as u64;
         // Every row was judged again: earlier rejects are superseded by this pass's.
         sqlx::query(&format!(
@@ -780,7 +778,7 @@ impl Applier {
         .bind(&t.source)
         .execute(&mut *conn)
         .await
-        .map_err(Retry::from)?;
+        .map_err(fail)?;
         let n_rejects = rejects.len() as u64;
         if !rejects.is_empty() {
             let col = |f: fn(&Reject) -> String| rejects.iter().map(f).collect::<Vec<String>>();
@@ -801,7 +799,7 @@ impl Applier {
             )
             .execute(&mut *conn)
             .await
-            .map_err(Retry::from)?;
+            .map_err(fail)?;
         }
         if t.key.is_empty() {
             sqlx::query(&format!(
@@ -812,9 +810,9 @@ impl Applier {
             .bind(&digest)
             .execute(&mut *conn)
             .await
-            .map_err(Retry::from)?;
+            .map_err(fail)?;
         }
-        exec(conn, "COMMIT").await.map_err(Retry::from)?;
+        exec(conn, "COMMIT").await.map_err(fail)?;
         if t.key.is_empty() {
             self.digests[ti] = digest;
         }
@@ -862,6 +860,9 @@ impl Applier {
 
     async fn apply_keys_once(&mut self, ti: usize, keys: &[Vec<OwnedCell>]) -> Result<(), Retry> {
         let schema = self.pg.schema.clone();
+        let pg = self.pg.clone();
+        let context = format!("applying keys of table {:?}", self.tables[ti].source);
+        let fail = |e: sqlx::Error| Retry::of(&pg, &context, e);
         let worker = &mut self.workers[0];
         if worker.conn.is_none() {
             worker.conn = Some(
@@ -873,7 +874,7 @@ impl Applier {
             worker.staged.clear();
         }
         let conn = worker.conn.as_mut().expect("connected");
-        exec(conn, "BEGIN").await.map_err(Retry::from)?;
+        exec(conn, "BEGIN").await.map_err(fail)?;
         sqlx::query(&format!(
             "SELECT cursor FROM {} WHERE tbl = $1 FOR UPDATE",
             qualified(&schema, TABLES_TABLE)
@@ -881,7 +882,7 @@ impl Applier {
         .bind(&self.tables[ti].source)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(Retry::from)?;
+        .map_err(fail)?;
         let source = self.source.clone();
         let keys = keys.to_vec();
         let change = blocking(move || {
@@ -904,13 +905,13 @@ impl Applier {
             match res {
                 Ok(_) => break,
                 Err(e) if classify(&e) == ErrorClass::Data && !careful => {
-                    exec(conn, "ROLLBACK; BEGIN").await.map_err(Retry::from)?;
+                    exec(conn, "ROLLBACK; BEGIN").await.map_err(fail)?;
                     careful = true;
                 }
-                Err(e) => return Err(Retry::from(e)),
+                Err(e) => return Err(fail(e)),
             }
         }
-        exec(conn, "COMMIT").await.map_err(Retry::from)?;
+        exec(conn, "COMMIT").await.map_err(fail)?;
         Ok(())
     }
 
@@ -942,14 +943,11 @@ impl Applier {
         })
         .await?;
         let schema = self.pg.schema.clone();
+        let pg = self.pg.clone();
         let conn = self.control_conn().await?;
         let open = target::open_rejects(conn, &schema)
             .await
-            .map_err(|e| SyncError::Postgres {
-                url: String::new(),
-                context: "reading the rejects".into(),
-                message: target::describe(&e),
-            })?;
+            .map_err(|e| pg.err("reading the rejects", &e))?;
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         Ok(SyncStatus {
             capture_id: self.capture_id.clone(),
@@ -1211,15 +1209,11 @@ enum Retry {
     Fail(SyncError),
 }
 
-impl From<sqlx::Error> for Retry {
-    fn from(e: sqlx::Error) -> Self {
+impl Retry {
+    fn of(pg: &PgSide, context: &str, e: sqlx::Error) -> Self {
         match classify(&e) {
             ErrorClass::Connection => Retry::Again(e),
-            _ => Retry::Fail(SyncError::Postgres {
-                url: String::new(),
-                context: "applying changes".into(),
-                message: target::describe(&e),
-            }),
+            _ => Retry::Fail(pg.err(context, &e)),
         }
     }
 }
