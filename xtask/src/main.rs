@@ -5,6 +5,7 @@
 
 mod bench_agentdb;
 mod bench_import;
+mod bench_sync;
 mod bench_transfer;
 mod bench_validate;
 mod ci;
@@ -94,6 +95,8 @@ enum BenchCommand {
     Validate(bench_validate::Args),
     /// The data API's typical reads and simulated agents, PostgreSQL vs SQLite.
     Agentdb(bench_agentdb::Args),
+    /// Phase-4 sync under a writer process: lag, backlog, and apply throughput vs a bare loop.
+    Sync(bench_sync::Args),
 }
 
 fn main() -> ExitCode {
@@ -153,6 +156,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
                 BenchCommand::Transfer(args) => bench_transfer::run(args).await?,
                 BenchCommand::Validate(args) => bench_validate::run(args).await?,
                 BenchCommand::Agentdb(args) => bench_agentdb::run(args).await?,
+                BenchCommand::Sync(args) => bench_sync::run(args).await?,
             }
             Ok(Outcome::Clean)
         }

@@ -28,6 +28,7 @@ pub struct Config {
     pub import: ImportConfig,
     pub transfer: TransferConfig,
     pub timestamps: TimestampConfig,
+    pub sync: SyncConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +77,25 @@ pub struct TransferConfig {
     pub chunk_rows: u64,
     /// What happens to TEXT that PostgreSQL `text` cannot hold (invalid UTF-8, NUL).
     pub invalid_text: InvalidTextPolicy,
+}
+
+/// Phase 4: following SQLite's change log into PostgreSQL (`ferry-sync`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Pause between two passes of the follower, in milliseconds.
+    pub interval_ms: u64,
+    /// Change-log entries applied per batch (one PostgreSQL transaction per worker).
+    pub batch_changes: u64,
+    /// Parallel apply connections; the tables of a batch are shared among them.
+    pub workers: usize,
+    /// Largest table followed by whole-table digest (tables without a primary key and
+    /// virtual tables, which capture triggers cannot follow safely); a larger one is
+    /// refused at install.
+    pub digest_max_rows: u64,
+    /// Seconds between two full rescans of the file store, which catch what the file
+    /// watcher missed.
+    pub rescan_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +253,16 @@ impl Config {
         if self.transfer.chunk_rows == 0 {
             return Err(invalid("transfer.chunk_rows", "must be at least 1".into()));
         }
+        for (key, value) in [
+            ("sync.interval_ms", self.sync.interval_ms),
+            ("sync.batch_changes", self.sync.batch_changes),
+            ("sync.workers", self.sync.workers as u64),
+            ("sync.rescan_secs", self.sync.rescan_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
         if self.import.max_file_bytes == 0 {
             return Err(invalid(
                 "import.max_file_bytes",
@@ -367,6 +397,13 @@ impl Provider for Defaults {
             },
             "transfer": { "workers": workers, "chunk_rows": 50_000, "invalid_text": "reject" },
             "timestamps": { "naive": "UTC" },
+            "sync": {
+                "interval_ms": 500,
+                "batch_changes": 5_000,
+                "workers": 2,
+                "digest_max_rows": 100_000,
+                "rescan_secs": 30,
+            },
         });
         Serialized::defaults(defaults).data()
     }
@@ -421,6 +458,21 @@ mod tests {
                 .load()
                 .unwrap();
             assert_eq!(config.postgres.schema, "flag_schema");
+
+            jail.set_env("FERRY_SYNC_INTERVAL_MS", "250");
+            jail.set_env("FERRY_SYNC_WORKERS", "3");
+            let config = ConfigLoader::new()
+                .flag("sync.batch_changes", 77)
+                .load()
+                .unwrap();
+            assert_eq!(config.sync.interval_ms, 250);
+            assert_eq!(config.sync.workers, 3);
+            assert_eq!(config.sync.batch_changes, 77);
+            jail.set_env("FERRY_SYNC_WORKERS", "0");
+            let err = ConfigLoader::new().load().unwrap_err().to_string();
+            assert!(err.contains("`sync.workers`"), "{err}");
+            assert!(err.contains("FERRY_SYNC_WORKERS"), "{err}");
+            jail.set_env("FERRY_SYNC_WORKERS", "2");
 
             jail.set_env("FERRY_TRANSFER_WORKERS", "many");
             let err = ConfigLoader::new().load().unwrap_err().to_string();

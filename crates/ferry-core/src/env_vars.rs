@@ -23,6 +23,11 @@ pub const CONFIG_VARS: &[(&str, &str)] = &[
     ("FERRY_TRANSFER_CHUNK_ROWS", "transfer.chunk_rows"),
     ("FERRY_TRANSFER_INVALID_TEXT", "transfer.invalid_text"),
     ("FERRY_NAIVE_TIMESTAMPS", "timestamps.naive"),
+    ("FERRY_SYNC_INTERVAL_MS", "sync.interval_ms"),
+    ("FERRY_SYNC_BATCH_CHANGES", "sync.batch_changes"),
+    ("FERRY_SYNC_WORKERS", "sync.workers"),
+    ("FERRY_SYNC_DIGEST_MAX_ROWS", "sync.digest_max_rows"),
+    ("FERRY_SYNC_RESCAN_SECS", "sync.rescan_secs"),
 ];
 
 /// Path of the config file when `--config` is not given.

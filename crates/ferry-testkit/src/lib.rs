@@ -18,3 +18,4 @@ pub mod pg;
 pub mod pgvector;
 pub mod sqlite_gen;
 pub mod store_gen;
+pub mod sync_writer;

@@ -7,6 +7,7 @@
 //!   quoted or shortened, mixed storage classes, invalid UTF-8 and NUL in TEXT, 100,000
 //!   distinct REAL epochs, unknown type names, full-text tables, views, triggers…), with
 //!   [`HostileFacts`] saying what a lossless transfer must reject.
+//! - [`awkward_keys`]: small tables whose primary keys are hard to follow (for sync).
 //! - [`agent_store`]: rows for ferry's own schema (`migrations/sqlite/0001`), including the
 //!   awkward timestamps real stores hold.
 //!
@@ -880,6 +881,35 @@ pub fn agent_store(path: &Path, n: usize) -> rusqlite::Result<Vec<(String, u64)>
     }
     tx.commit()?;
     Ok(counts)
+}
+
+/// A small WAL database whose keys are awkward to follow: INTEGER (down to `i64::MIN`),
+/// REAL, BLOB and TEXT keys, a composite key with quoted names mixing classes, a NOCASE key,
+/// a second UNIQUE constraint, a self-referencing foreign key, a full-text table and a table
+/// without a primary key (with duplicate rows).
+pub fn awkward_keys(path: &Path) -> rusqlite::Result<()> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(
+        r#"
+        PRAGMA journal_mode = WAL;
+        CREATE TABLE ints (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, parent INTEGER REFERENCES ints (id), score REAL);
+        CREATE TABLE reals (k REAL PRIMARY KEY, v TEXT) WITHOUT ROWID;
+        CREATE TABLE blobs (k BLOB PRIMARY KEY, v INTEGER);
+        CREATE TABLE texts (k TEXT PRIMARY KEY, v BLOB);
+        CREATE TABLE "Mixed Key" ("a b" INTEGER NOT NULL, "c""d" TEXT NOT NULL, v TEXT, PRIMARY KEY ("a b", "c""d")) WITHOUT ROWID;
+        CREATE TABLE nocase (k TEXT PRIMARY KEY COLLATE NOCASE, v INTEGER);
+        CREATE TABLE loose (a TEXT, b INTEGER);
+        CREATE VIRTUAL TABLE notes USING fts5 (title, body);
+        INSERT INTO ints (id, name, parent, score) VALUES (1, 'one', NULL, 0.1), (2, 'two', 1, 0.30000000000000004), (-9223372036854775808, 'min', NULL, -0.0);
+        INSERT INTO reals VALUES (0.1, 'a'), (1e300, 'b'), (-2.5, 'c');
+        INSERT INTO blobs VALUES (x'00ff', 1), (x'', 2), (x'deadbeef', 3);
+        INSERT INTO texts VALUES ('plain', x'01'), ('naïve ✓', NULL), ('trailing  ', x'');
+        INSERT INTO "Mixed Key" VALUES (1, 'x', 'one'), (1, 'y', 'two'), (2, 'x', 'three');
+        INSERT INTO nocase VALUES ('Alpha', 1), ('beta', 2);
+        INSERT INTO loose VALUES ('dup', 1), ('dup', 1), (NULL, NULL);
+        INSERT INTO notes (rowid, title, body) VALUES (1, 'first', 'hello world'), (2, 'second', 'sync me');
+        "#,
+    )
 }
 
 #[cfg(test)]
