@@ -33,8 +33,11 @@ pub enum Outcome {
 #[derive(Parser, Debug)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     version,
-    about = "ferry: move a JSON/Markdown store into SQLite, then PostgreSQL, in five gated phases"
+    about = "ferry: move a JSON/Markdown store into SQLite, then PostgreSQL, in five gated phases",
+    long_about = "ferry: move a JSON/Markdown store into SQLite, then PostgreSQL, in five gated phases.\n\nRun it as `cargo xtask <COMMAND>` from anywhere inside the ferry checkout (the alias builds and runs the `xtask` binary in release mode). Exit codes: 0 success, 1 the work ran but found differences, rejects, quarantined files or drift, 2 error.",
+    after_help = "Start with `cargo xtask demo`, or `cargo xtask demo --keep` for a store and a ferry.toml to try the phases on; see README.md."
 )]
 struct Cli {
     /// Config file (default: $FERRY_CONFIG, else ./ferry.toml when present).
@@ -52,8 +55,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The main job on a generated agent store, end to end, in a temporary folder.
-    Demo,
+    /// The main job on a generated agent store, end to end, in a temporary folder
+    /// (`--keep`: in ./ferry-demo, left there with its ferry.toml for the tour).
+    Demo(demo::Args),
     /// Format check, clippy with warnings denied, and every test: what CI runs.
     Ci,
     /// Run one phase, gated on the one before: `phase 1` … `phase 5`.
@@ -104,11 +108,28 @@ fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(ferry_core::exit::FINDINGS),
         Err(err) => {
-            let text = format!("{err:#}");
-            eprintln!("error: {}", ferry_core::redact::redact(&text));
+            eprintln!("error: {}", error_sentence(&err));
             ExitCode::from(ferry_core::exit::ERROR)
         }
     }
+}
+
+/// The error and its causes as one line, password masked. A cause whose text its context
+/// already spelled out is not repeated: drivers' errors often print their cause and return
+/// it as `source()` as well.
+fn error_sentence(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    ferry_core::redact::redact(&out).into_owned()
 }
 
 fn load_config(cli_config: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -122,14 +143,14 @@ fn load_config(cli_config: Option<PathBuf>) -> anyhow::Result<Config> {
 async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Ci => ci::run().await,
-        Command::Demo => demo::run().await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Phase(args) => phase_cmd::phase(args, load_config(cli.config)?).await,
         Command::Status(args) => phase_cmd::status(args, load_config(cli.config)?).await,
         Command::Rollback(args) => phase_cmd::rollback(args, load_config(cli.config)?).await,
         Command::Migrate(args) => {
             let config = load_config(cli.config)?;
             if let Some(url) = args.postgres_url() {
-                ci::ensure_postgres(url).await?;
+                ci::ensure_postgres_named(url, "--db").await?;
             }
             migrate_cmd::run(args, &config).await
         }

@@ -50,7 +50,7 @@ impl ImportOptions {
             max_file_bytes: config.import.max_file_bytes,
             naive_offset_seconds: config.timestamps.naive_offset_seconds(),
             delete_disappeared: None,
-            workers: 0,
+            workers: config.import.workers,
             progress: false,
         }
     }

@@ -54,8 +54,9 @@ pub fn add(root: &std::path::Path, name: &str) -> Result<Vec<std::path::PathBuf>
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
         let dir = root.join(dialect.dir_name());
         std::fs::create_dir_all(&dir).map_err(|e| SchemaError::Io {
+            op: "create",
             path: dir.clone(),
-            source: e,
+            error: e,
         })?;
         for (suffix, body) in [
             (
@@ -69,8 +70,9 @@ pub fn add(root: &std::path::Path, name: &str) -> Result<Vec<std::path::PathBuf>
         ] {
             let path = dir.join(format!("{version:04}_{name}.{suffix}.sql"));
             std::fs::write(&path, body).map_err(|e| SchemaError::Io {
+                op: "write",
                 path: path.clone(),
-                source: e,
+                error: e,
             })?;
             created.push(path);
         }

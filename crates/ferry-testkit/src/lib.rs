@@ -1,5 +1,7 @@
 //! Test and demo support: scratch PostgreSQL databases and schemas that clean up after
-//! themselves, and generators of realistic fixtures.
+//! themselves, generators of realistic fixtures, the shared samples acceptance tests read
+//! ([`samples::require`]: an absent sample fails under CI and is counted elsewhere), and the
+//! timestamp cases every timestamp grammar of ferry is checked against ([`timestamps`]).
 //!
 //! Every PostgreSQL test in ferry gets its own database or schema with a unique name, so
 //! tests run in parallel and leave nothing behind. A test never skips itself when the server
@@ -14,5 +16,7 @@
 //! ```
 
 pub mod pg;
+pub mod samples;
 pub mod sqlite_gen;
 pub mod store_gen;
+pub mod timestamps;
