@@ -221,3 +221,20 @@ fn write_demo_store(store: &Path) -> std::io::Result<usize> {
     }
     Ok(files.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kept_config_names_the_demo_files_relative_to_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, kept_config("ferry_demo_42")).unwrap();
+        let config = ConfigLoader::new().file(&path).load().unwrap();
+        assert_eq!(config.source.store_dir, PathBuf::from("store"));
+        assert_eq!(config.state_dir, PathBuf::from(".ferry"));
+        assert_eq!(config.sqlite.path, PathBuf::from(".ferry/ferry.sqlite3"));
+        assert_eq!(config.postgres.schema, "ferry_demo_42");
+    }
+}

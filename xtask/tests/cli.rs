@@ -151,3 +151,36 @@ fn status_json_is_machine_readable() {
     assert_eq!(v["phases"].as_array().unwrap().len(), 5);
     assert_eq!(v["next"], "cargo xtask phase 1");
 }
+
+/// Regression (issue 10, item 1): the README's tour stranded a newcomer, whose copied
+/// ferry.toml named a store that did not exist. `demo --keep` leaves one the tour runs in.
+#[test]
+fn demo_keep_leaves_a_folder_the_tour_runs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = ferry_core::env_vars::test_postgres_url();
+    let env = [("FERRY_POSTGRES_URL", url.as_str())];
+    let out = xtask(dir.path(), &["demo", "--keep"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let kept = dir.path().join("ferry-demo");
+    assert!(kept.join("ferry.toml").is_file() && kept.join("store").is_dir());
+    assert!(text(&out).contains("cd ferry-demo"), "{}", text(&out));
+
+    // The tour, from the kept folder, as the README writes it.
+    let out = xtask(&kept, &["phase", "1"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = xtask(&kept, &["status"], &env);
+    assert!(
+        text(&out).contains("next: cargo xtask phase 2"),
+        "{}",
+        text(&out)
+    );
+    let out = xtask(&kept, &["migrate", "status"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = xtask(&kept, &["rollback", "--to", "0"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A second kept demo never overwrites the first.
+    let out = xtask(dir.path(), &["demo", "--keep"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+}

@@ -4,7 +4,6 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 
 use common::{copy_tree, snapshot, write};
 use ferry_rollback::{backup, compare, restore, verify, BackupSpec, RestoreTargets};

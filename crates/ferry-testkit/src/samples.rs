@@ -31,7 +31,10 @@ pub const MARKER_EXTENSION: &str = "skipped";
 pub fn root() -> PathBuf {
     match std::env::var_os(FERRY_SAMPLES_DIR) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_root().join("../shared/samples"),
+        _ => {
+            let root = workspace_root();
+            root.parent().unwrap_or(&root).join("shared/samples")
+        }
     }
 }
 
@@ -137,9 +140,14 @@ fn record_skip(dir: &Path, check: &Check, line: &str) {
     }
 }
 
-/// The workspace this crate was built in.
+/// The workspace this crate was built in (`crates/ferry-testkit` is two levels below).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(manifest)
+        .to_path_buf()
 }
 
 #[cfg(test)]
