@@ -167,3 +167,39 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::error_sentence;
+
+    /// An error type that prints its cause and also returns it, as sqlx's do.
+    #[derive(Debug)]
+    struct Doubled(std::io::Error);
+
+    impl std::fmt::Display for Doubled {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error returned from database: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Doubled {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once_and_passwords_never() {
+        let io = std::io::Error::new(std::io::ErrorKind::Other, "file is not a database");
+        let err = anyhow::Error::new(Doubled(io)).context("opening app.sqlite3");
+        assert_eq!(
+            error_sentence(&err),
+            "opening app.sqlite3: error returned from database: file is not a database"
+        );
+        let err = anyhow::anyhow!("cannot reach postgres://u:hunter2@db/app").context("connecting");
+        assert_eq!(
+            error_sentence(&err),
+            "connecting: cannot reach postgres://u:***@db/app"
+        );
+    }
+}

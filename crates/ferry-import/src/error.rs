@@ -95,3 +95,42 @@ impl ImportError {
         ImportError::Database { context, error }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error and its causes as a chain printer shows them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            out.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        out
+    }
+
+    /// Regression (issue 10, item 4): "No such file or directory (os error 2): No such file
+    /// or directory (os error 2)".
+    #[test]
+    fn a_cause_is_printed_once() {
+        let gone = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let errors = [
+            ImportError::Store {
+                path: "store".into(),
+                error: gone(),
+            },
+            ImportError::io("copying to the quarantine", "store/a.json")(gone()),
+            ImportError::db("opening x.sqlite3")(rusqlite::Error::InvalidQuery),
+        ];
+        for err in errors {
+            let text = chain(&err);
+            let cause = match &err {
+                ImportError::Database { error, .. } => error.to_string(),
+                _ => gone().to_string(),
+            };
+            assert_eq!(text.matches(&cause).count(), 1, "{text}");
+        }
+    }
+}

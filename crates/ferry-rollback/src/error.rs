@@ -204,3 +204,39 @@ pub(crate) fn io_at<'a>(
 ) -> impl FnOnce(io::Error) -> RollbackError + 'a {
     move |source| io_error(op, path, source)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error and its causes as a chain printer shows them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            out.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let denied = || io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied");
+        for err in [
+            io_error("read", Path::new("store/a.json"), denied()),
+            RollbackError::StoreUnreadable {
+                what: "store directory",
+                path: "store".into(),
+                error: denied(),
+            },
+            RollbackError::BackupsRootNotWritable {
+                path: "backups".into(),
+                error: denied(),
+            },
+        ] {
+            let text = chain(&err);
+            assert_eq!(text.matches("Permission denied").count(), 1, "{text}");
+        }
+    }
+}

@@ -107,3 +107,25 @@ impl SchemaError {
 }
 
 pub type Result<T, E = SchemaError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_cause_is_printed_once() {
+        let err = SchemaError::Io {
+            op: "read",
+            path: "m/0001_a.up.sql".into(),
+            error: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read m/0001_a.up.sql: {}",
+                std::io::Error::from(std::io::ErrorKind::NotFound)
+            )
+        );
+    }
+}

@@ -479,18 +479,29 @@ pub async fn read_ledger(db: &mut Database) -> Result<Vec<AppliedRow>> {
 }
 
 async fn ensure_ledger(db: &mut Database) -> Result<()> {
-    let context = format!("creating {LEDGER_TABLE} in {}", db.describe());
+    let described = db.describe();
     match db {
-        Database::Sqlite { conn, .. } => sqlx::raw_sql(SQLITE_LEDGER).execute(conn).await.map(drop),
+        Database::Sqlite { conn, .. } => {
+            sqlite_write(
+                conn,
+                &described,
+                SQLITE_LEDGER,
+                "creating the migration ledger",
+            )
+            .await
+        }
         Database::Postgres { conn, schema, .. } => {
             let sql = format!(
                 "CREATE SCHEMA IF NOT EXISTS {}; {PG_LEDGER}",
                 quote_ident(schema)
             );
-            sqlx::raw_sql(&sql).execute(conn).await.map(drop)
+            sqlx::raw_sql(&sql)
+                .execute(conn)
+                .await
+                .map(drop)
+                .map_err(|e| SchemaError::db(format!("creating {LEDGER_TABLE} in {described}"), e))
         }
     }
-    .map_err(|e| SchemaError::db(context, e))
 }
 
 async fn delete_row(db: &mut Database, version: i64) -> Result<(), sqlx::Error> {
@@ -654,10 +665,26 @@ fn elapsed_ms(started: Instant) -> i64 {
 /// How long `BEGIN IMMEDIATE` waits quietly before saying that it waits.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
 
-/// Takes SQLite's write lock. When another connection holds it, says so (and on which
-/// file) after a second, then waits out the rest of the busy timeout; a lock held past it
-/// is an error naming the file.
+/// Takes SQLite's write lock (`BEGIN IMMEDIATE`), saying so when it has to wait.
 async fn begin_immediate(conn: &mut SqliteConnection, described: &str) -> Result<()> {
+    sqlite_write(
+        conn,
+        described,
+        "BEGIN IMMEDIATE",
+        "locking it for a migration",
+    )
+    .await
+}
+
+/// Runs a statement that needs SQLite's write lock. When another connection holds the
+/// lock, says so (and on which file) after a second, then waits out the rest of the busy
+/// timeout; a lock held past it is an error naming the file.
+async fn sqlite_write(
+    conn: &mut SqliteConnection,
+    described: &str,
+    sql: &str,
+    doing: &str,
+) -> Result<()> {
     let busy = |e: &sqlx::Error| {
         e.as_database_error()
             .and_then(|d| d.code())
@@ -665,13 +692,12 @@ async fn begin_immediate(conn: &mut SqliteConnection, described: &str) -> Result
             .is_some_and(|c| c & 0xff == 5)
     };
     let set_timeout = |d: Duration| format!("PRAGMA busy_timeout = {}", d.as_millis());
-    let fail = |e| SchemaError::db(format!("locking {described} for a migration"), e);
+    let fail = |e| SchemaError::db(format!("{doing} ({described})"), e);
     sqlx::raw_sql(&set_timeout(QUIET_WAIT))
         .execute(&mut *conn)
         .await
         .map_err(fail)?;
-    let first = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await;
-    let result = match first {
+    let result = match sqlx::raw_sql(sql).execute(&mut *conn).await {
         Err(e) if busy(&e) => {
             let rest = crate::db::SQLITE_BUSY_TIMEOUT.saturating_sub(QUIET_WAIT);
             tracing::warn!(
@@ -682,14 +708,14 @@ async fn begin_immediate(conn: &mut SqliteConnection, described: &str) -> Result
                 .execute(&mut *conn)
                 .await
                 .map_err(fail)?;
-            match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            match sqlx::raw_sql(sql).execute(&mut *conn).await {
                 Err(e) if busy(&e) => Err(SchemaError::SqliteLocked {
                     target: described.to_owned(),
                     seconds: crate::db::SQLITE_BUSY_TIMEOUT.as_secs(),
                 }),
                 Err(e) => Err(fail(e)),
                 Ok(_) => {
-                    tracing::info!("the lock on {described} was released; migrating");
+                    tracing::info!("the lock on {described} was released; going on");
                     Ok(())
                 }
             }
@@ -703,7 +729,9 @@ async fn begin_immediate(conn: &mut SqliteConnection, described: &str) -> Result
     match (result, restore) {
         (Err(e), _) => Err(e),
         (Ok(()), Err(e)) => {
-            rollback_sqlite(conn).await;
+            if sql == "BEGIN IMMEDIATE" {
+                rollback_sqlite(conn).await;
+            }
             Err(fail(e))
         }
         (Ok(()), Ok(_)) => Ok(()),
