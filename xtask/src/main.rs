@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn each_cause_is_printed_once_and_passwords_never() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "file is not a database");
+        let io = std::io::Error::other("file is not a database");
         let err = anyhow::Error::new(Doubled(io)).context("opening app.sqlite3");
         assert_eq!(
             error_sentence(&err),

@@ -12,6 +12,9 @@
 //!   it against a backup manifest and the tables.
 //! - Files are parsed in parallel and written through one connection, in path order, in
 //!   multi-row statements inside large transactions, with foreign keys on.
+//! - A file's ledger path is exact and its own, whatever the bytes of its name ([`names`]);
+//!   a JSON key written twice in one object is noted ([`NoteKind::DuplicateJsonKey`]).
+//! - [`check_store`] finds a store that cannot be imported before anything is written.
 //!
 //! The database needs ferry's SQLite schema (`migrations/sqlite/`): the target tables and the
 //! import ledger.

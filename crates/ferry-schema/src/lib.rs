@@ -8,6 +8,11 @@
 //! ledger row that blocks every later run until [`Migrator::repair`]. Checksums are over
 //! normalised text, so line endings never look like drift.
 //!
+//! [`Database::connect`] creates a missing SQLite file (for `up`); [`Database::connect_existing`]
+//! never does (for everything that only reads). A file that is not SQLite, a missing folder, a
+//! missing PostgreSQL database and a SQLite file locked past the busy timeout are each one
+//! sentence naming it; waiting on a lock is said after a second, with the file.
+//!
 //! ```no_run
 //! # async fn start() -> Result<(), ferry_schema::SchemaError> {
 //! use ferry_schema::{Database, MigrationSet, migrate_to_head};
