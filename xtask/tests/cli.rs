@@ -299,3 +299,29 @@ fn names_that_are_not_utf8_are_quarantined_each_and_the_exit_code_says_so() {
     }
     assert!(!t.contains("quarantined: x\u{fffd}.json"), "{t}");
 }
+
+/// Regression (issue 10, item 3): the import's summary printed internal names
+/// (`117 TimestampTruncated`).
+#[test]
+fn the_import_summary_names_its_notes_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("store/agent_workspaces/Agent-1");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(
+        ws.join("status.json"),
+        "\u{feff}{\"agent_id\": \"Agent-1\", \"status\": \"idle\", \"last_update\": \"2025-08-11T10:41:04.7764221-05:00\"}",
+    )
+    .unwrap();
+    let out = xtask(dir.path(), &["import", "store", "app.sqlite3"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("byte-order marks stripped"), "{t}");
+    assert!(
+        t.contains("timestamps with digits beyond microseconds truncated"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("BomStripped") && !t.contains("TimestampTruncated"),
+        "{t}"
+    );
+}
