@@ -11,6 +11,7 @@
 //! missing) and the ratios. Targets: ferry ≤ 1.0× the floor, ≥ 3× faster than pgloader,
 //! peak RSS ≤ 256 MB.
 
+use ferry_core::sql::quote_ident as q;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -63,10 +64,6 @@ struct Measured {
     seconds: f64,
     peak_rss_kb: u64,
     status: String,
-}
-
-fn q(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn sh(text: &str) -> String {

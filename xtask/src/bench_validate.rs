@@ -4,6 +4,7 @@
 //! beside two floors: `SELECT count(*)` on both sides, and reading every value on both sides
 //! (SQLite aggregates over every column, PostgreSQL binary `COPY … TO STDOUT`).
 
+use ferry_core::sql::quote_ident as q;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -349,10 +350,6 @@ where
         }
     }
     fastest.context("no run")
-}
-
-fn q(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn sqlite_url(file: &Path) -> String {

@@ -1,37 +1,72 @@
-//! `cargo xtask demo`: the main job, end to end, on a generated agent store in a temporary
-//! folder — phase 1, status, rollback — saying what it did at each step.
+//! `cargo xtask demo [--keep]`: the main job, end to end, on a generated agent store —
+//! phases 1 to 3, status, rollback — saying what it did at each step.
+//!
+//! Without `--keep` it works in a temporary folder and removes it at the end (the rollback
+//! has already dropped its PostgreSQL schema). With `--keep` it works in `./ferry-demo` and
+//! leaves it there: the store, a `ferry.toml` that names it with paths relative to that
+//! folder, and the demo's own state, so `cd ferry-demo` and the README's tour run as
+//! written.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use ferry_core::config::ConfigLoader;
 use ferry_phases::{Phase, RollbackOptions, RunOptions, RunResult, Runner};
 
 use crate::Outcome;
 
-pub async fn run() -> anyhow::Result<Outcome> {
-    let url = std::env::var(ferry_core::env_vars::CONFIG_VARS[2].0)
-        .unwrap_or_else(|_| ferry_core::env_vars::DEFAULT_POSTGRES_URL.to_owned());
-    crate::ci::ensure_postgres(&url).await?;
+/// Where `--keep` puts the demo, relative to the current directory.
+pub const KEEP_DIR: &str = "ferry-demo";
 
-    let root = std::env::temp_dir().join(format!(
-        "ferry-demo-{}",
-        ferry_core::fsutil::timestamp_for_path()
-    ));
-    let store = root.join("store");
-    let files = write_demo_store(&store)
-        .with_context(|| format!("writing the demo store under {}", store.display()))?;
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Work in ./ferry-demo and leave it there: the store, a ferry.toml naming it, and the
+    /// demo's state, ready for the tour in README.md (`cd ferry-demo`).
+    #[arg(long)]
+    keep: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     let schema = format!("ferry_demo_{}", std::process::id());
+    let root = if args.keep {
+        let dir = std::env::current_dir()
+            .context("reading the current directory")?
+            .join(KEEP_DIR);
+        if dir.exists() {
+            bail!(
+                "{} already exists; remove it (or run the demo in another folder) to keep a fresh demo there",
+                dir.display()
+            );
+        }
+        dir
+    } else {
+        std::env::temp_dir().join(format!(
+            "ferry-demo-{}",
+            ferry_core::fsutil::timestamp_for_path()
+        ))
+    };
+    let store = root.join("store");
+    let state = root.join(".ferry");
+    // The URL comes through the configuration's own layers (ferry.toml, FERRY_POSTGRES_URL,
+    // the default); everything the demo creates is set by flags.
     let config = ConfigLoader::new()
         .flag("source.store_dir", store.display().to_string())
         .flag(
             "sqlite.path",
-            root.join("ferry.sqlite3").display().to_string(),
+            state.join("ferry.sqlite3").display().to_string(),
         )
-        .flag("state_dir", root.join("state").display().to_string())
-        .flag("postgres.url", url.clone())
-        .flag("postgres.schema", schema)
+        .flag("state_dir", state.display().to_string())
+        .flag("postgres.schema", schema.clone())
         .load()?;
+    crate::ci::ensure_postgres(config.postgres.url.expose()).await?;
+
+    let files = write_demo_store(&store)
+        .with_context(|| format!("writing the demo store under {}", store.display()))?;
+    if args.keep {
+        let toml = root.join("ferry.toml");
+        std::fs::write(&toml, kept_config(&schema))
+            .with_context(|| format!("writing {}", toml.display()))?;
+    }
     println!("ferry demo in {}\n", root.display());
     println!("1. generated an agent store of {files} files (with a byte-order mark, 7-digit fractional seconds, a truncated and an empty file) at {}\n", store.display());
 
@@ -87,15 +122,46 @@ pub async fn run() -> anyhow::Result<Outcome> {
         steps.len() + 3,
         runner.status().await?
     );
-    println!(
-        "Everything is under {}: the store, state/backups, state/reports, state/ledger.",
-        root.display()
-    );
+    if args.keep {
+        println!(
+            "Kept in {}: the store (store/), ferry.toml, and the demo's state (.ferry/: backups, reports, ledger).\nTry the tour of README.md on it:\n\n    cd {KEEP_DIR}\n    cargo xtask phase 1\n    cargo xtask status",
+            root.display()
+        );
+    } else if clean {
+        std::fs::remove_dir_all(&root)
+            .with_context(|| format!("removing the demo folder {}", root.display()))?;
+        println!(
+            "Removed the demo folder {}. `cargo xtask demo --keep` leaves the store, a ferry.toml and the state in ./{KEEP_DIR} to try the tour of README.md on.",
+            root.display()
+        );
+    } else {
+        println!(
+            "A check failed, so the demo folder stays for a look: {} (the store, .ferry/reports, .ferry/ledger).",
+            root.display()
+        );
+    }
     Ok(if clean {
         Outcome::Clean
     } else {
         Outcome::Findings
     })
+}
+
+/// The `ferry.toml` of a kept demo: the demo's paths relative to its folder, and its schema.
+fn kept_config(schema: &str) -> String {
+    format!(
+        "# Written by `cargo xtask demo --keep`: the demo's store, ready for the tour in README.md.\n\
+         # Run ferry in this folder (`cd {KEEP_DIR}`); paths are relative to it. Every other key keeps\n\
+         # its default: ferry.example.toml in the checkout lists them all.\n\
+         state_dir = \".ferry\"\n\n\
+         [source]\n\
+         store_dir = \"store\"\n\n\
+         [sqlite]\n\
+         path = \".ferry/ferry.sqlite3\"\n\n\
+         [postgres]\n\
+         # The demo's own schema in the default database, so the tour never touches `ferry`.\n\
+         schema = \"{schema}\"\n"
+    )
 }
 
 /// A small agent store in the layout ferry's default profile reads, with real defects.
@@ -148,8 +214,27 @@ fn write_demo_store(store: &Path) -> std::io::Result<usize> {
     ));
     for (path, bytes) in &files {
         let full = store.join(path);
-        std::fs::create_dir_all(full.parent().expect("relative paths have parents"))?;
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         std::fs::write(full, bytes)?;
     }
     Ok(files.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kept_config_names_the_demo_files_relative_to_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, kept_config("ferry_demo_42")).unwrap();
+        let config = ConfigLoader::new().file(&path).load().unwrap();
+        assert_eq!(config.source.store_dir, PathBuf::from("store"));
+        assert_eq!(config.state_dir, PathBuf::from(".ferry"));
+        assert_eq!(config.sqlite.path, PathBuf::from(".ferry/ferry.sqlite3"));
+        assert_eq!(config.postgres.schema, "ferry_demo_42");
+    }
 }

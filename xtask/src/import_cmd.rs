@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ferry_core::config::Config;
+use ferry_core::sqlite_file::Found;
 use ferry_import::{ImportOptions, Profile};
 
 use crate::Outcome;
@@ -17,7 +18,8 @@ use crate::Outcome;
 pub struct Args {
     /// The file store to import.
     pub store_dir: PathBuf,
-    /// The SQLite file to fill; created with ferry's schema when it does not exist.
+    /// The SQLite file to fill; created with ferry's schema when it does not exist (and
+    /// removed again if the import fails).
     pub sqlite_file: PathBuf,
     /// A profile TOML file (default: `import.profile` of the configuration, the built-in
     /// profile unless set).
@@ -38,25 +40,28 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
     };
     let mut options = ImportOptions::from_config(config);
     options.progress = true;
-    options.workers = config.import.workers;
     if args.delete_disappeared {
         options.delete_disappeared = Some(true);
     }
     if let Some(w) = args.workers {
+        anyhow::ensure!(w > 0, "--workers must be at least 1");
         options.workers = w;
     }
-    let mut db = open(&args.sqlite_file).await?;
-    let conn = db.sqlite().expect("a SQLite database");
-    eprintln!(
-        "importing {} into {} (profile: {})",
-        args.store_dir.display(),
-        args.sqlite_file.display(),
-        profile.origin()
-    );
-    let report = ferry_import::import(&args.store_dir, conn, &profile, &options)
-        .await
-        .with_context(|| format!("importing {}", args.store_dir.display()))?;
-    db.close().await;
+    // Bad input is found before anything is written: the store must be a readable
+    // directory, and the SQLite argument missing (to be created) or a SQLite file.
+    ferry_import::check_store(&args.store_dir)?;
+    let created = ferry_core::sqlite_file::inspect(&args.sqlite_file)? == Found::Missing;
+    let result = import(&args, &profile, &options).await;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // A failed import leaves no output file where there was none.
+            if created {
+                remove_database(&args.sqlite_file);
+            }
+            return Err(e);
+        }
+    };
 
     print!("{}", report.summary_table());
     let secs = report.elapsed_seconds.max(1e-6);
@@ -73,12 +78,10 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
         report.totals.placeholders,
     );
     if !report.note_counts.is_empty() {
-        let notes: Vec<String> = report
-            .note_counts
-            .iter()
-            .map(|(k, n)| format!("{} {k:?}", n))
-            .collect();
-        println!("notes: {}", notes.join(", "));
+        println!("notes (each file's are in the report):");
+        for (kind, n) in &report.note_counts {
+            println!("  {n:>7}  {}", kind.describe());
+        }
     }
     for d in &report.disappeared {
         println!(
@@ -109,16 +112,35 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Opens (creating when missing) the SQLite file and migrates it to ferry's schema head
-/// with the migrator: ledger, checksums, lock, baselining of an existing database.
-async fn open(path: &Path) -> anyhow::Result<ferry_schema::Database> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+/// Opens (creating when missing) the SQLite file, migrates it to ferry's schema head with
+/// the migrator (ledger, checksums, lock, baselining of an existing database), and imports.
+async fn import(
+    args: &Args,
+    profile: &Profile,
+    options: &ImportOptions,
+) -> anyhow::Result<ferry_import::ImportReport> {
+    let path = &args.sqlite_file;
     let mut db = ferry_schema::Database::open_sqlite(path).await?;
     let set = ferry_schema::MigrationSet::from_embedded(ferry_migrations::SQLITE)?;
     ferry_schema::migrate_to_head(&mut db, &set)
         .await
         .with_context(|| format!("creating ferry's schema in {}", path.display()))?;
-    Ok(db)
+    // The import writes through a connection of its own; this one only migrated.
+    db.close().await;
+    eprintln!(
+        "importing {} into {} (profile: {})",
+        args.store_dir.display(),
+        path.display(),
+        profile.origin()
+    );
+    Ok(ferry_import::import_file(&args.store_dir, path, profile, options).await?)
+}
+
+/// Removes a database file this command created, with SQLite's side files.
+fn remove_database(path: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
 }

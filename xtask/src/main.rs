@@ -37,8 +37,11 @@ pub enum Outcome {
 #[derive(Parser, Debug)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     version,
-    about = "ferry: move a JSON/Markdown store into SQLite, then PostgreSQL, in five gated phases"
+    about = "ferry: move a JSON/Markdown store into SQLite, then PostgreSQL, in five gated phases",
+    long_about = "ferry: move a JSON/Markdown store into SQLite, then PostgreSQL, in five gated phases.\n\nRun it as `cargo xtask <COMMAND>` from anywhere inside the ferry checkout (the alias builds and runs the `xtask` binary in release mode). Exit codes: 0 success, 1 the work ran but found differences, rejects, quarantined files or drift, 2 error.",
+    after_help = "Start with `cargo xtask demo`, or `cargo xtask demo --keep` for a store and a ferry.toml to try the phases on; see README.md."
 )]
 struct Cli {
     /// Config file (default: $FERRY_CONFIG, else ./ferry.toml when present).
@@ -56,8 +59,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The main job on a generated agent store, end to end, in a temporary folder.
-    Demo,
+    /// The main job on a generated agent store, end to end, in a temporary folder
+    /// (`--keep`: in ./ferry-demo, left there with its ferry.toml for the tour).
+    Demo(demo::Args),
     /// Format check, clippy with warnings denied, and every test: what CI runs.
     Ci,
     /// Run one phase, gated on the one before: `phase 1` … `phase 5`.
@@ -116,11 +120,28 @@ fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(ferry_core::exit::FINDINGS),
         Err(err) => {
-            let text = format!("{err:#}");
-            eprintln!("error: {}", ferry_core::redact::redact(&text));
+            eprintln!("error: {}", error_sentence(&err));
             ExitCode::from(ferry_core::exit::ERROR)
         }
     }
+}
+
+/// The error and its causes as one line, password masked. A cause whose text its context
+/// already spelled out is not repeated: drivers' errors often print their cause and return
+/// it as `source()` as well.
+fn error_sentence(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    ferry_core::redact::redact(&out).into_owned()
 }
 
 fn load_config(cli_config: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -134,7 +155,7 @@ fn load_config(cli_config: Option<PathBuf>) -> anyhow::Result<Config> {
 async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Ci => ci::run().await,
-        Command::Demo => demo::run().await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Phase(args) => phase_cmd::phase(args, load_config(cli.config)?).await,
         Command::Status(args) => phase_cmd::status(args, load_config(cli.config)?).await,
         Command::Rollback(args) => phase_cmd::rollback(args, load_config(cli.config)?).await,
@@ -142,7 +163,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Migrate(args) => {
             let config = load_config(cli.config)?;
             if let Some(url) = args.postgres_url() {
-                ci::ensure_postgres(url).await?;
+                ci::ensure_postgres_named(url, "--db").await?;
             }
             migrate_cmd::run(args, &config).await
         }
@@ -160,5 +181,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Clean)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_sentence;
+
+    /// An error type that prints its cause and also returns it, as sqlx's do.
+    #[derive(Debug)]
+    struct Doubled(std::io::Error);
+
+    impl std::fmt::Display for Doubled {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error returned from database: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Doubled {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once_and_passwords_never() {
+        let io = std::io::Error::other("file is not a database");
+        let err = anyhow::Error::new(Doubled(io)).context("opening app.sqlite3");
+        assert_eq!(
+            error_sentence(&err),
+            "opening app.sqlite3: error returned from database: file is not a database"
+        );
+        let err = anyhow::anyhow!("cannot reach postgres://u:hunter2@db/app").context("connecting");
+        assert_eq!(
+            error_sentence(&err),
+            "connecting: cannot reach postgres://u:***@db/app"
+        );
     }
 }

@@ -67,7 +67,9 @@ enum Op {
 impl Args {
     /// The PostgreSQL URL this command talks to, if any (so the server is checked first).
     pub fn postgres_url(&self) -> Option<&str> {
-        self.db.as_deref().filter(|u| u.starts_with("postgres"))
+        self.db
+            .as_deref()
+            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
     }
 }
 
@@ -90,7 +92,18 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
         .schema
         .clone()
         .unwrap_or_else(|| config.postgres.schema.clone());
-    let mut db = Database::connect(&url, Some(&schema)).await?;
+    if ferry_schema::db::sqlite_path(&url).is_none() && args.postgres_url().is_none() {
+        bail!(
+            "--db `{}`: ferry migrates SQLite and PostgreSQL databases only (expected sqlite://PATH or postgres://user@host:port/database)",
+            ferry_core::redact::redact(&url)
+        );
+    }
+    // Only `up` may create a SQLite file: every other command reads, or cannot apply to a
+    // database that does not exist, and must leave nothing behind.
+    let mut db = match args.op {
+        Op::Up { .. } => Database::connect(&url, Some(&schema)).await?,
+        _ => Database::connect_existing(&url, Some(&schema)).await?,
+    };
     let dialect = db.dialect();
     let (set, snapshots) = load_sets(args.dir.as_deref(), dialect)?;
     let migrator = Migrator::new(set);

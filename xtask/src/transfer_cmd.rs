@@ -51,6 +51,10 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
+    // Bad input first, each in one sentence: the SQLite argument, then the server (so an
+    // unreachable one is not retried with a warning per attempt).
+    ferry_core::sqlite_file::require(&args.sqlite_file)?;
+    crate::ci::ensure_postgres_named(&args.postgres_url, "the POSTGRES_URL argument").await?;
     let target = Target {
         url: SecretUrl::new(args.postgres_url.clone()),
         schema: args
@@ -76,11 +80,6 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
         PlanMode::Derived
     };
     let file = &args.sqlite_file;
-    anyhow::ensure!(
-        file.is_file(),
-        "SQLite file {} does not exist",
-        file.display()
-    );
 
     let recorded = if args.plan_only {
         None

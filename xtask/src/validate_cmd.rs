@@ -53,6 +53,7 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
     let sqlite = args
         .sqlite_file
         .unwrap_or_else(|| config.sqlite.path.clone());
+    let args_url_given = args.postgres_url.is_some();
     let url = args
         .postgres_url
         .unwrap_or_else(|| config.postgres.url.expose().to_owned());
@@ -64,6 +65,14 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
                 .filter(|s| !s.is_empty())
         })
         .unwrap_or_else(|| config.postgres.schema.clone());
+    // Bad input first, each in one sentence: the SQLite file, then the server.
+    ferry_core::sqlite_file::require(&sqlite)?;
+    let setting = if args_url_given {
+        "the POSTGRES_URL argument"
+    } else {
+        "postgres.url (FERRY_POSTGRES_URL)"
+    };
+    crate::ci::ensure_postgres_named(&url, setting).await?;
     let target = PgTarget::new(url, schema);
     let options = ValidateOptions {
         tables: args.tables,

@@ -151,3 +151,177 @@ fn status_json_is_machine_readable() {
     assert_eq!(v["phases"].as_array().unwrap().len(), 5);
     assert_eq!(v["next"], "cargo xtask phase 1");
 }
+
+/// Regression (issue 10, item 1): the README's tour stranded a newcomer, whose copied
+/// ferry.toml named a store that did not exist. `demo --keep` leaves one the tour runs in.
+#[test]
+fn demo_keep_leaves_a_folder_the_tour_runs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = ferry_core::env_vars::test_postgres_url();
+    let env = [("FERRY_POSTGRES_URL", url.as_str())];
+    let out = xtask(dir.path(), &["demo", "--keep"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let kept = dir.path().join("ferry-demo");
+    assert!(kept.join("ferry.toml").is_file() && kept.join("store").is_dir());
+    assert!(text(&out).contains("cd ferry-demo"), "{}", text(&out));
+
+    // The tour, from the kept folder, as the README writes it.
+    let out = xtask(&kept, &["phase", "1"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = xtask(&kept, &["status"], &env);
+    assert!(
+        text(&out).contains("next: cargo xtask phase 2"),
+        "{}",
+        text(&out)
+    );
+    let out = xtask(&kept, &["migrate", "status"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = xtask(&kept, &["rollback", "--to", "0"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A second kept demo never overwrites the first.
+    let out = xtask(dir.path(), &["demo", "--keep"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+}
+
+/// Holds SQLite's write lock on `path` for `hold`, from another connection, while `args`
+/// runs; returns what the command printed and its exit code.
+fn run_while_locked(dir: &Path, path: &Path, args: &[&str], hold: std::time::Duration) -> Output {
+    use sqlx::{ConnectOptions, Connection};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut holder = rt.block_on(async {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn
+    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("FERRY_PROGRESS", "0")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // The command meets the lock, waits, and says so; then the lock goes away.
+    std::thread::sleep(hold);
+    rt.block_on(async {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        holder.close().await.unwrap();
+    });
+    child.wait_with_output().unwrap()
+}
+
+/// Regression (issue 9, item 6): waiting on a locked SQLite file was silent for 30 s.
+#[test]
+fn waiting_on_a_locked_sqlite_file_says_so_and_on_what() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("store/agent_workspaces/Agent-1")).unwrap();
+    std::fs::write(
+        dir.path()
+            .join("store/agent_workspaces/Agent-1/status.json"),
+        "{\"agent_id\": \"Agent-1\", \"status\": \"idle\"}",
+    )
+    .unwrap();
+    let out = xtask(dir.path(), &["import", "store", "app.sqlite3"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The import's own connection (its write transaction).
+    let hold = std::time::Duration::from_secs(3);
+    let out = run_while_locked(
+        dir.path(),
+        &dir.path().join("app.sqlite3"),
+        &["import", "store", "app.sqlite3"],
+        hold,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("app.sqlite3 is locked by another connection"),
+        "{}",
+        text(&out)
+    );
+
+    // The migrator (creating its ledger, then each migration's transaction).
+    let fresh = dir.path().join("fresh.sqlite3");
+    std::fs::write(&fresh, "").unwrap();
+    let out = run_while_locked(
+        dir.path(),
+        &fresh,
+        &["migrate", "up", "--db", "sqlite://fresh.sqlite3"],
+        hold,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("fresh.sqlite3 is locked by another connection"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Regression (issue 9, item 5): with two names that are not UTF-8 beside a valid one, the
+/// summary, the ledger and the exit code disagreed. Now each file has its own exact ledger
+/// path, both are listed as quarantined, and the import exits 1.
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_are_quarantined_each_and_the_exit_code_says_so() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    for name in [
+        &b"x\xff.json"[..],
+        b"x\xfe.json",
+        "x\u{fffd}.json".as_bytes(),
+    ] {
+        std::fs::write(store.join(std::ffi::OsStr::from_bytes(name)), "{}").unwrap();
+    }
+    let out = xtask(dir.path(), &["import", "store", "app.sqlite3"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    for line in [
+        "quarantined: x\\xFF.json: invalid_file_name",
+        "quarantined: x\\xFE.json: invalid_file_name",
+    ] {
+        assert!(t.contains(line), "{line} in {t}");
+    }
+    assert!(!t.contains("quarantined: x\u{fffd}.json"), "{t}");
+}
+
+/// Regression (issue 10, item 3): the import's summary printed internal names
+/// (`117 TimestampTruncated`).
+#[test]
+fn the_import_summary_names_its_notes_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("store/agent_workspaces/Agent-1");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(
+        ws.join("status.json"),
+        "\u{feff}{\"agent_id\": \"Agent-1\", \"status\": \"idle\", \"last_update\": \"2025-08-11T10:41:04.7764221-05:00\"}",
+    )
+    .unwrap();
+    let out = xtask(dir.path(), &["import", "store", "app.sqlite3"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("byte-order marks stripped"), "{t}");
+    assert!(
+        t.contains("timestamps with digits beyond microseconds truncated"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("BomStripped") && !t.contains("TimestampTruncated"),
+        "{t}"
+    );
+}

@@ -1,9 +1,11 @@
 //! Configuration: built-in defaults < `ferry.toml` < `FERRY_*` environment < command-line
 //! flags, validated into a typed [`Config`] with no optional holes.
 //!
-//! Every error names the key and the layer that set it ("config key `transfer.workers`
-//! from environment variable FERRY_TRANSFER_WORKERS: invalid type …"). Unknown keys in a
-//! config file are errors, so a typo never silently falls back to a default.
+//! Every error names the key once and the layer that set it ("config key `transfer.workers`
+//! from environment variable FERRY_TRANSFER_WORKERS: found string \"many\", expected a whole
+//! number of 0 or more"). Unknown keys in a config file are errors, so a typo never silently
+//! falls back to a default; the error says which key was most likely meant, or under which
+//! section a key written in the wrong place belongs.
 
 use std::path::{Path, PathBuf};
 
@@ -222,15 +224,8 @@ impl Config {
             origin: origin(figment, key),
             message,
         };
-        let url = self.postgres.url.expose();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(invalid(
-                "postgres.url",
-                format!(
-                    "`{}` is not a PostgreSQL URL (expected postgres://user@host:port/database)",
-                    self.postgres.url
-                ),
-            ));
+        if let Err(why) = check_postgres_url(self.postgres.url.expose()) {
+            return Err(invalid("postgres.url", why));
         }
         if let Err(why) = check_identifier(&self.postgres.schema) {
             return Err(invalid("postgres.schema", why));
@@ -286,6 +281,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Checks that `url` names a PostgreSQL server (`postgres://` or `postgresql://`): ferry
+/// writes into PostgreSQL only, and a `mysql://` URL handed to the PostgreSQL driver would
+/// not fail but connect wherever its host and port lead. The message shows the URL with its
+/// password masked.
+pub fn check_postgres_url(url: &str) -> Result<(), String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    let shown = crate::redact::redact(url);
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    Err(match scheme {
+        Some(scheme) if !scheme.is_empty() => format!(
+            "`{shown}` is a {scheme}:// URL, but ferry writes into PostgreSQL only (expected postgres://user@host:port/database)"
+        ),
+        _ => format!(
+            "`{shown}` is not a PostgreSQL URL (expected postgres://user@host:port/database)"
+        ),
+    })
 }
 
 /// Checks a PostgreSQL schema name ferry will create and quote: 1–63 bytes, no NUL.
@@ -344,23 +359,26 @@ fn describe(meta: &Metadata, key: &str) -> String {
 }
 
 fn from_figment(figment: &Figment, err: figment::Error) -> ConfigError {
-    let key = err.path.join(".");
+    let mut path = err.path.clone();
+    // Figment's path for an unknown key sometimes ends with the key and sometimes stops at
+    // its section; the key is named once either way.
+    if let figment::error::Kind::UnknownField(field, _) = &err.kind {
+        if path.last() != Some(field) {
+            path.push(field.clone());
+        }
+    }
+    let key = path.join(".");
     let origin = match &err.metadata {
         Some(meta) => describe(meta, &key),
         None => origin(figment, &key),
     };
     // Figment's own message repeats the key and source; keep only the kind.
-    let message = err.kind.to_string();
     let message = match &err.kind {
-        figment::error::Kind::UnknownField(field, _) => {
-            format!("unknown key `{field}` (see ferry.example.toml for every key)")
+        figment::error::Kind::UnknownField(..) => unknown_key_message(&path),
+        figment::error::Kind::InvalidType(actual, expected) => {
+            format!("found {actual}, expected {}", in_words(expected))
         }
-        _ => message,
-    };
-    let key = match &err.kind {
-        figment::error::Kind::UnknownField(field, _) if key.is_empty() => field.clone(),
-        figment::error::Kind::UnknownField(field, _) => format!("{key}.{field}"),
-        _ => key,
+        kind => kind.to_string(),
     };
     let key = if key.is_empty() {
         "(top level)".into()
@@ -374,6 +392,115 @@ fn from_figment(figment: &Figment, err: figment::Error) -> ConfigError {
     }
 }
 
+/// What serde expected, in words rather than Rust type names.
+fn in_words(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number of 0 or more".into(),
+        "i64" | "i32" | "i16" | "i8" => "a whole number".into(),
+        "f64" | "f32" => "a number".into(),
+        "bool" | "a boolean" => "true or false".into(),
+        "path" | "a string" | "string" => "text in quotes".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// Why an unknown key is unknown, with what the person most likely meant: a key of the same
+/// section spelled almost alike, or the section a key written in the wrong place belongs to.
+fn unknown_key_message(path: &[String]) -> String {
+    let known = known_keys();
+    let Some((name, section)) = path.split_last() else {
+        return "unknown key (ferry.example.toml lists every key)".into();
+    };
+    let prefix: String = section.iter().map(|s| format!("{s}.")).collect();
+    // Keys and sections one level below `section`: what could have been meant here.
+    let mut siblings: Vec<String> = known
+        .iter()
+        .filter_map(|k| k.strip_prefix(prefix.as_str()))
+        .map(|rest| rest.split('.').next().unwrap_or(rest).to_owned())
+        .collect();
+    siblings.sort();
+    siblings.dedup();
+    // The same key under another section: written at the top level, or in the wrong one.
+    let elsewhere: Vec<&String> = known
+        .iter()
+        .filter(|k| k.rsplit('.').next() == Some(name.as_str()) && k.contains('.'))
+        .collect();
+    if !elsewhere.is_empty() {
+        let sections: Vec<String> = elsewhere
+            .iter()
+            .map(|k| format!("`[{}]`", k.rsplit_once('.').map_or("", |(s, _)| s)))
+            .collect();
+        let here = if prefix.is_empty() {
+            "at the top level".to_owned()
+        } else {
+            format!("under `[{}]`", prefix.trim_end_matches('.'))
+        };
+        return format!(
+            "unknown {here}; `{name}` belongs under {}",
+            sections.join(" or ")
+        );
+    }
+    if let Some(close) = closest(name, &siblings) {
+        return format!("unknown key; did you mean `{prefix}{close}`?");
+    }
+    "unknown key (ferry.example.toml lists every key)".into()
+}
+
+/// The candidate nearest to `name` in edit distance, when it is near enough to be a typo
+/// (at most a third of the name's length, and at least one edit allowed).
+fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c.as_str())
+}
+
+/// Levenshtein distance over characters, counting a swap of two neighbours as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// Every configuration key, dotted (`source.store_dir`), from the built-in defaults, which
+/// set every key.
+fn known_keys() -> Vec<String> {
+    fn walk(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    walk(v, &format!("{prefix}{k}."), out);
+                }
+            }
+            _ => out.push(prefix.trim_end_matches('.').to_owned()),
+        }
+    }
+    let mut out = Vec::new();
+    walk(&default_values(), "", &mut out);
+    out
+}
+
 /// The built-in defaults, the bottom layer.
 struct Defaults;
 
@@ -383,8 +510,14 @@ impl Provider for Defaults {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let defaults = serde_json::json!({
+        Serialized::defaults(default_values()).data()
+    }
+}
+
+/// Every key with its built-in value.
+fn default_values() -> serde_json::Value {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    serde_json::json!({
             "source": { "store_dir": "store" },
             "sqlite": { "path": ".ferry/ferry.sqlite3" },
             "postgres": { "url": env_vars::DEFAULT_POSTGRES_URL, "schema": "ferry" },
@@ -404,9 +537,7 @@ impl Provider for Defaults {
                 "digest_max_rows": 100_000,
                 "rescan_secs": 30,
             },
-        });
-        Serialized::defaults(defaults).data()
-    }
+    })
 }
 
 /// Command-line flags, the top layer.
@@ -527,6 +658,62 @@ mod tests {
             assert_eq!(from_file, all, "ferry.example.toml must list every key");
             Ok(())
         });
+    }
+
+    #[test]
+    fn unknown_keys_are_named_once_with_what_was_meant() {
+        figment::Jail::expect_with(|jail| {
+            let err = |toml: &str| {
+                jail.create_file("ferry.toml", toml).unwrap();
+                ConfigLoader::new().load().unwrap_err().to_string()
+            };
+            assert_eq!(
+                err("[source]\nstore_dri = \"x\"\n"),
+                "config key `source.store_dri` from ferry.toml: unknown key; did you mean `source.store_dir`?"
+            );
+            assert_eq!(
+                err("store_dir = \"x\"\n"),
+                "config key `store_dir` from ferry.toml: unknown at the top level; `store_dir` belongs under `[source]`"
+            );
+            assert_eq!(
+                err("[trasnfer]\nworkers = 3\n"),
+                "config key `trasnfer` from ferry.toml: unknown key; did you mean `transfer`?"
+            );
+            assert_eq!(
+                err("[import]\nchunk_rows = 3\n"),
+                "config key `import.chunk_rows` from ferry.toml: unknown under `[import]`; `chunk_rows` belongs under `[transfer]`"
+            );
+            assert_eq!(
+                err("workers = 3\n"),
+                "config key `workers` from ferry.toml: unknown at the top level; `workers` belongs under `[import]` or `[transfer]`"
+            );
+            assert_eq!(
+                err("[sqlite]\ncolour = 3\n"),
+                "config key `sqlite.colour` from ferry.toml: unknown key (ferry.example.toml lists every key)"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn only_postgres_urls_are_accepted() {
+        assert!(check_postgres_url("postgres://u@h:5432/db").is_ok());
+        assert!(check_postgres_url("postgresql://u@h/db").is_ok());
+        let why = check_postgres_url("mysql://root:hunter2@h/db").unwrap_err();
+        assert_eq!(
+            why,
+            "`mysql://root:***@h/db` is a mysql:// URL, but ferry writes into PostgreSQL only (expected postgres://user@host:port/database)"
+        );
+        let why = check_postgres_url("localhost:5432").unwrap_err();
+        assert!(why.contains("is not a PostgreSQL URL"), "{why}");
+    }
+
+    #[test]
+    fn edit_distance_counts_a_swap_once() {
+        assert_eq!(edit_distance("store_dri", "store_dir"), 1);
+        assert_eq!(edit_distance("trasnfer", "transfer"), 1);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

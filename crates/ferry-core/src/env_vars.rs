@@ -37,6 +37,15 @@ pub const FERRY_CONFIG: &str = "FERRY_CONFIG";
 /// Defaults to the `postgres.url` default.
 pub const FERRY_TEST_POSTGRES_URL: &str = "FERRY_TEST_POSTGRES_URL";
 
+/// The folder of shared real-world samples acceptance tests read (default: `../shared/samples`
+/// beside the workspace).
+pub const FERRY_SAMPLES_DIR: &str = "FERRY_SAMPLES_DIR";
+
+/// Where a test that could not run its acceptance check (its sample is absent) leaves a
+/// marker; `cargo xtask ci` sets it and counts the markers (default:
+/// `target/skipped-checks/` of the workspace).
+pub const FERRY_SKIPPED_CHECKS_DIR: &str = "FERRY_SKIPPED_CHECKS_DIR";
+
 /// Log filter, as understood by `tracing-subscriber`'s `EnvFilter`.
 pub const RUST_LOG: &str = "RUST_LOG";
 

@@ -3,7 +3,8 @@
 //!
 //! Every other ferry crate depends on this one and on nothing else of ferry's, so a phase
 //! crate never needs to import another. Architecture invariant: `ferry-core` opens no
-//! database connection; its only I/O is reading a config file and writing report files.
+//! database connection; its only I/O is reading a config file, writing report files and
+//! reading the first bytes of a file to tell whether it is SQLite ([`sqlite_file`]).
 //!
 //! ```
 //! use ferry_core::redact::redact;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod progress;
 pub mod redact;
 pub mod sql;
+pub mod sqlite_file;
 pub mod table;
 pub mod timestamp;
 pub mod value;

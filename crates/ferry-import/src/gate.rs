@@ -47,11 +47,10 @@ impl Accounting {
     }
 }
 
-/// Normalises a manifest path: `/`-separated, relative, without a leading `./`.
+/// A manifest path as the ledger writes it: relative, without a leading `./`, and encoded
+/// as the import encodes names (a name holding `\x` is escaped there).
 fn normalise(path: &str) -> String {
-    let p = path.replace('\\', "/");
-    let p = p.trim_start_matches("./");
-    p.to_owned()
+    crate::names::encode_utf8_path(path.trim_start_matches("./"))
 }
 
 /// Which of `manifest_paths` (relative to the store directory) the ledger accounts for.

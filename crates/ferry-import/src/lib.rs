@@ -12,6 +12,9 @@
 //!   it against a backup manifest and the tables.
 //! - Files are parsed in parallel and written through one connection, in path order, in
 //!   multi-row statements inside large transactions, with foreign keys on.
+//! - A file's ledger path is exact and its own, whatever the bytes of its name ([`names`]);
+//!   a JSON key written twice in one object is noted ([`NoteKind::DuplicateJsonKey`]).
+//! - [`check_store`] finds a store that cannot be imported before anything is written.
 //!
 //! The database needs ferry's SQLite schema (`migrations/sqlite/`): the target tables and the
 //! import ledger.
@@ -32,10 +35,13 @@
 
 mod bulk;
 mod error;
+mod front_matter;
 mod fsops;
 pub mod gate;
 mod glob;
+mod json;
 mod ledger;
+pub mod names;
 mod options;
 mod parse;
 mod plan;
@@ -95,6 +101,37 @@ pub async fn import_file(
     tokio::task::spawn_blocking(move || run::run(&store, &path, &profile, &options))
         .await
         .map_err(|e| ImportError::Worker(format!("the import thread failed: {e}")))?
+}
+
+/// Checks that `store_dir` is a directory the import can list, without reading anything
+/// else: a command calls it before it creates an output file, so bad input leaves nothing
+/// behind. A symlink loop or an unreadable folder is named as such, never as missing.
+pub fn check_store(store_dir: &Path) -> Result<(), ImportError> {
+    match std::fs::metadata(store_dir) {
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(store_dir)
+                .map(drop)
+                .map_err(|error| ImportError::Store {
+                    path: store_dir.to_owned(),
+                    error,
+                })
+        }
+        Ok(_) => Err(ImportError::StoreNotDirectory {
+            path: store_dir.to_owned(),
+        }),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(store_dir).is_err() =>
+        {
+            Err(ImportError::StoreMissing {
+                path: store_dir.to_owned(),
+            })
+        }
+        Err(error) => Err(ImportError::Store {
+            path: store_dir.to_owned(),
+            error,
+        }),
+    }
 }
 
 /// The file of the `main` database of a connection.

@@ -50,7 +50,7 @@ impl ImportOptions {
             max_file_bytes: config.import.max_file_bytes,
             naive_offset_seconds: config.timestamps.naive_offset_seconds(),
             delete_disappeared: None,
-            workers: 0,
+            workers: config.import.workers,
             progress: false,
         }
     }
@@ -72,5 +72,28 @@ impl ImportOptions {
             self.naive_offset_seconds
         );
         hex::encode(Sha256::digest(text.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_config_takes_every_import_setting() {
+        let config = ferry_core::config::ConfigLoader::new()
+            .flag("import.workers", 3)
+            .flag("import.max_file_bytes", 1000)
+            .flag("import.snapshot_threshold_bytes", 100)
+            .flag("timestamps.naive", "+02:00")
+            .flag("state_dir", "elsewhere")
+            .load()
+            .unwrap();
+        let o = ImportOptions::from_config(&config);
+        assert_eq!(o.workers, 3, "import.workers was once ignored");
+        assert_eq!(o.workers(), 3);
+        assert_eq!((o.max_file_bytes, o.snapshot_threshold_bytes), (1000, 100));
+        assert_eq!(o.naive_offset_seconds, 7200);
+        assert_eq!(o.state_dir, PathBuf::from("elsewhere"));
     }
 }

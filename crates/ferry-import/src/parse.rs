@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::ImportError;
+use crate::front_matter;
 use crate::fsops;
 use crate::glob::Captures;
+use crate::json;
 use crate::ledger::{KeySet, RowKeys};
 use crate::plan::Plan;
 use crate::profile::{Each, Format, Profile};
@@ -254,7 +255,7 @@ pub(crate) fn classify(profile: &Profile, entry: &Entry) -> Disposition {
         EntryKind::BadName => {
             return Disposition::Quarantine(Reason::new(
                 ReasonKind::InvalidFileName,
-                "the file name is not valid UTF-8 (shown with replacement characters); rename it",
+                format!("the path is not valid UTF-8; the ledger records it as `{}`, each byte that is not UTF-8 written as \\xHH; rename it", entry.rel),
             ))
         }
         EntryKind::File => {}
@@ -288,7 +289,54 @@ fn parse_inner(
     file_sha: &str,
     notes: &mut Notes,
 ) -> Result<(Vec<PlanRows>, u64), Fail> {
-    let plan = &ctx.plan.rules[rule];
+    let (text, bom) = decode(bytes, notes)?;
+    // The file's own hash is the document's hash when the document is the whole file.
+    let whole_sha = (!bom).then_some(file_sha);
+    // Only rules whose templates say `{mtime}` pay for formatting it.
+    let mtime = file
+        .entry
+        .mtime_ns
+        .filter(|_| ctx.plan.uses_mtime[rule])
+        .and_then(|ns| {
+            chrono::DateTime::<chrono::Utc>::from_timestamp(
+                ns.div_euclid(1_000_000_000),
+                ns.rem_euclid(1_000_000_000) as u32,
+            )
+            .map(crate::timestamp::format_utc)
+        });
+    let mut read = Reader {
+        out: Collector::new(ctx, notes),
+        rule,
+        text,
+        whole_sha,
+        lines: Lines::new(text),
+        base: Vars {
+            captures,
+            path: &file.entry.rel,
+            kind: &ctx.kinds[rule],
+            format: ctx.plan.rules[rule].format.document_format(),
+            record: 0,
+            member: None,
+            heading: None,
+            body: None,
+            mtime: mtime.as_deref(),
+            size: file.entry.size,
+            sha256: Some(file_sha),
+        },
+    };
+    match ctx.plan.rules[rule].format {
+        Format::Json => read.json()?,
+        Format::JsonArray => read.json_array()?,
+        Format::Jsonl => read.jsonl()?,
+        Format::Markdown => read.markdown()?,
+        Format::Text => read.text()?,
+    }
+    Ok(read.out.finish())
+}
+
+/// The file's bytes as text: not empty, UTF-8 (after a byte-order mark, which is noted),
+/// and not only whitespace. Returns the text and whether a byte-order mark was stripped.
+fn decode<'b>(bytes: &'b [u8], notes: &mut Notes) -> Result<(&'b str, bool), Fail> {
     if bytes.is_empty() {
         return Err(Reason::new(ReasonKind::EmptyFile, "the file is empty (0 bytes)").into());
     }
@@ -328,270 +376,281 @@ fn parse_inner(
         )
         .into());
     }
-    // The file's own hash is the document's hash when the document is the whole file.
-    let whole_sha = (!bom).then_some(file_sha);
-    // Only rules whose templates say `{mtime}` pay for formatting it.
-    let mtime = file
-        .entry
-        .mtime_ns
-        .filter(|_| ctx.plan.uses_mtime[rule])
-        .and_then(|ns| {
-            chrono::DateTime::<chrono::Utc>::from_timestamp(
-                ns.div_euclid(1_000_000_000),
-                ns.rem_euclid(1_000_000_000) as u32,
-            )
-            .map(crate::timestamp::format_utc)
-        });
-    let base = Vars {
-        captures,
-        path: &file.entry.rel,
-        kind: &ctx.kinds[rule],
-        format: plan.format.document_format(),
-        record: 0,
-        member: None,
-        heading: None,
-        body: None,
-        mtime: mtime.as_deref(),
-        size: file.entry.size,
-        sha256: Some(file_sha),
-    };
-    let mut out = Collector::new(ctx, notes);
-    let mut lines = Lines::new(text);
-    match plan.format {
-        Format::Json => {
-            let value: Value = serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
-            match &plan.records {
-                None => {
-                    let stored = out.store(text, true, whole_sha)?;
-                    out.row(rule, Some(&value), Vars { ..base.clone() }, &stored, 1)?;
-                }
-                Some(records) => {
-                    let found = records.at.iter().find_map(|p| {
-                        let v = if p.is_empty() {
-                            Some(&value)
-                        } else {
-                            value.pointer(p)
-                        };
-                        match (v, records.each) {
-                            (Some(v @ Value::Array(_)), Each::Element)
-                            | (Some(v @ Value::Object(_)), Each::Member) => Some((p.as_str(), v)),
-                            _ => None,
-                        }
-                    });
-                    let Some((pointer, container)) = found else {
-                        let want = if records.each == Each::Element {
-                            "an array"
-                        } else {
-                            "an object"
-                        };
-                        return Err(Reason::new(
-                            ReasonKind::UnexpectedShape,
-                            format!(
-                                "expected {want} of records at {} but found none",
-                                records
-                                    .at
-                                    .iter()
-                                    .map(|p| if p.is_empty() {
-                                        "the top level".to_owned()
-                                    } else {
-                                        format!("`{p}`")
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(" or ")
-                            ),
-                        )
-                        .into());
-                    };
-                    let raw = raw_at(text, pointer).map_err(|e| json_error(text, &e))?;
-                    match (container, records.each) {
-                        (Value::Array(items), _) => {
-                            let raws: Vec<&RawValue> = serde_json::from_str(raw.get())
-                                .map_err(|e| json_error(text, &e))?;
-                            for (i, (item, raw)) in items.iter().zip(raws).enumerate() {
-                                let stored = out.store(raw.get(), true, None)?;
-                                let line = lines.line_of(raw.get());
-                                out.row(
-                                    rule,
-                                    Some(item),
-                                    Vars {
-                                        record: i as u64,
-                                        ..base.clone()
-                                    },
-                                    &stored,
-                                    line,
-                                )?;
-                            }
-                        }
-                        (Value::Object(map), _) => {
-                            let members = members(raw.get()).map_err(|e| json_error(text, &e))?;
-                            for (i, (name, raw)) in members.iter().enumerate() {
-                                let stored = out.store(raw.get(), true, None)?;
-                                let line = lines.line_of(raw.get());
-                                let item = map.get(name.as_str());
-                                out.row(
-                                    rule,
-                                    item,
-                                    Vars {
-                                        record: i as u64,
-                                        member: Some(name),
-                                        ..base.clone()
-                                    },
-                                    &stored,
-                                    line,
-                                )?;
-                            }
-                        }
-                        _ => {}
-                    }
-                    if out.records == 0 {
-                        out.notes
-                            .add(NoteKind::NoRecords, || "the file holds no records".into());
-                    }
-                    if let Some(container_plan) = ctx.plan.containers[rule] {
-                        let stored = out.store(text, true, whole_sha)?;
-                        out.row(
-                            container_plan,
-                            Some(&value),
-                            Vars { ..base.clone() },
-                            &stored,
-                            1,
-                        )?;
-                    }
-                }
-            }
-        }
-        Format::JsonArray => {
-            // Validate the whole document first, so a syntax error is reported as such
-            // and not as a wrong shape.
-            let root: &RawValue = serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
-            let first = root.get().trim_start().chars().next();
-            if first != Some('[') {
-                let found = match first {
-                    Some('{') => "an object",
-                    Some('"') => "a string",
-                    _ => "a scalar",
-                };
-                let (line, col) = line_col(text.as_bytes(), text.len() - text.trim_start().len());
-                return Err(Reason::new(
-                    ReasonKind::UnexpectedShape,
-                    format!("expected a JSON array of records at the top level, found {found}"),
-                )
-                .at(line, col)
-                .into());
-            }
-            let raws: Vec<&RawValue> =
-                serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
-            for (i, raw) in raws.iter().enumerate() {
-                let value: Value =
-                    serde_json::from_str(raw.get()).map_err(|e| json_error(text, &e))?;
-                let stored = out.store(raw.get(), true, None)?;
-                let line = lines.line_of(raw.get());
-                out.row(
-                    rule,
-                    Some(&value),
-                    Vars {
-                        record: i as u64,
-                        ..base.clone()
-                    },
-                    &stored,
-                    line,
-                )?;
-            }
-            if raws.is_empty() {
-                out.notes
-                    .add(NoteKind::NoRecords, || "the array is empty".into());
-            }
-        }
-        Format::Jsonl => {
-            let mut record = 0u64;
-            let mut blank = 0u64;
-            for (n, line) in text.split('\n').enumerate() {
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.trim().is_empty() {
-                    blank += 1;
-                    continue;
-                }
-                let value: Value = serde_json::from_str(line).map_err(|e| {
-                    let mut r = json_error(line, &e);
-                    r.line = Some(n as u64 + 1);
-                    r.message = format!("line {} of the JSON Lines file: {}", n + 1, r.message);
-                    r
-                })?;
-                let stored = out.store(line, true, None)?;
-                out.row(
-                    rule,
-                    Some(&value),
-                    Vars {
-                        record,
-                        ..base.clone()
-                    },
-                    &stored,
-                    n as u64 + 1,
-                )?;
-                record += 1;
-            }
-            // A final newline leaves one empty piece; that is not a blank line.
-            let blank = blank.saturating_sub(u64::from(text.ends_with('\n')));
-            if blank > 0 {
-                out.notes.add(NoteKind::BlankLinesSkipped, || {
-                    format!("{blank} blank line(s) skipped")
-                });
-            }
-            if record == 0 {
-                out.notes.add(NoteKind::NoRecords, || {
-                    "the file holds no lines of JSON".into()
-                });
-            }
-        }
-        Format::Markdown => {
-            let (front, body) = if plan.front_matter {
-                split_front_matter(text)?
-            } else {
-                (None, text)
-            };
-            let heading = first_heading(body);
-            let stored = out.store(text, false, whole_sha)?;
-            let value = front.unwrap_or(Value::Null);
-            out.row(
-                rule,
-                Some(&value),
-                Vars {
-                    heading,
-                    body: Some(body),
-                    ..base.clone()
-                },
-                &stored,
-                1,
-            )?;
-        }
-        Format::Text => {
-            let stored = out.store(text, false, whole_sha)?;
-            out.row(
-                rule,
-                None,
-                Vars {
-                    body: Some(text),
-                    ..base.clone()
-                },
-                &stored,
-                1,
-            )?;
-        }
+    Ok((text, bom))
+}
+
+/// One file's text on its way to rows, by format: each method splits the text into records
+/// and hands each to the collector with its variables, line and original.
+struct Reader<'a, 'n> {
+    out: Collector<'a, 'n>,
+    rule: usize,
+    text: &'a str,
+    /// The file's hash, when the document stored is the whole file.
+    whole_sha: Option<&'a str>,
+    lines: Lines<'a>,
+    base: Vars<'a>,
+}
+
+impl<'a> Reader<'a, '_> {
+    fn plan(&self) -> &'a crate::plan::RulePlan {
+        &self.out.ctx.plan.rules[self.rule]
     }
-    Ok(out.finish())
+
+    /// Parses JSON text, noting every key an object holds twice.
+    fn value(&mut self, text: &str) -> Result<Value, serde_json::Error> {
+        let (value, duplicates) = json::value_with_duplicates(text)?;
+        if !duplicates.is_empty() {
+            let line = self.lines.line_of(text);
+            self.out.notes.add(NoteKind::DuplicateJsonKey, || {
+                format!(
+                    "key `{}` is written twice in one object (in the JSON starting on line {line}): the columns map the last value, the stored document keeps both",
+                    duplicates.join("`, `")
+                )
+            });
+        }
+        Ok(value)
+    }
+
+    /// `json`: the whole file is one record, or `records` points at an array or object of
+    /// records (and `keep_document` adds the whole file as a container row).
+    fn json(&mut self) -> Result<(), Fail> {
+        let text = self.text;
+        let value = self.value(text).map_err(|e| json::json_error(text, &e))?;
+        let Some(records) = &self.plan().records else {
+            let stored = self.out.store(text, true, self.whole_sha)?;
+            return self
+                .out
+                .row(self.rule, Some(&value), self.base.clone(), &stored, 1);
+        };
+        let (pointer, container) = find_records(&value, records)?;
+        let raw = json::raw_at(text, pointer).map_err(|e| json::json_error(text, &e))?;
+        match container {
+            Value::Array(items) => self.elements(items, raw)?,
+            Value::Object(map) => self.members(map, raw)?,
+            _ => {}
+        }
+        if self.out.records == 0 {
+            self.out
+                .notes
+                .add(NoteKind::NoRecords, || "the file holds no records".into());
+        }
+        if let Some(container_plan) = self.out.ctx.plan.containers[self.rule] {
+            let stored = self.out.store(text, true, self.whole_sha)?;
+            self.out
+                .row(container_plan, Some(&value), self.base.clone(), &stored, 1)?;
+        }
+        Ok(())
+    }
+
+    /// The elements of a records array, each stored as its own raw text.
+    fn elements(&mut self, items: &[Value], raw: &RawValue) -> Result<(), Fail> {
+        let raws: Vec<&RawValue> =
+            serde_json::from_str(raw.get()).map_err(|e| json::json_error(self.text, &e))?;
+        for (i, (item, raw)) in items.iter().zip(raws).enumerate() {
+            let stored = self.out.store(raw.get(), true, None)?;
+            let line = self.lines.line_of(raw.get());
+            let vars = Vars {
+                record: i as u64,
+                ..self.base.clone()
+            };
+            self.out.row(self.rule, Some(item), vars, &stored, line)?;
+        }
+        Ok(())
+    }
+
+    /// The members of a records object, in file order, each stored as its own raw text.
+    fn members(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        raw: &RawValue,
+    ) -> Result<(), Fail> {
+        let members = json::members(raw.get()).map_err(|e| json::json_error(self.text, &e))?;
+        for (i, (name, raw)) in members.iter().enumerate() {
+            let stored = self.out.store(raw.get(), true, None)?;
+            let line = self.lines.line_of(raw.get());
+            let vars = Vars {
+                record: i as u64,
+                member: Some(name),
+                ..self.base.clone()
+            };
+            self.out
+                .row(self.rule, map.get(name.as_str()), vars, &stored, line)?;
+        }
+        Ok(())
+    }
+
+    /// `json_array`: a top-level array whose elements are the records.
+    fn json_array(&mut self) -> Result<(), Fail> {
+        let text = self.text;
+        // Validate the whole document first, so a syntax error is reported as such and not
+        // as a wrong shape.
+        let root: &RawValue = serde_json::from_str(text).map_err(|e| json::json_error(text, &e))?;
+        let first = root.get().trim_start().chars().next();
+        if first != Some('[') {
+            let found = match first {
+                Some('{') => "an object",
+                Some('"') => "a string",
+                _ => "a scalar",
+            };
+            let (line, col) = line_col(text.as_bytes(), text.len() - text.trim_start().len());
+            return Err(Reason::new(
+                ReasonKind::UnexpectedShape,
+                format!("expected a JSON array of records at the top level, found {found}"),
+            )
+            .at(line, col)
+            .into());
+        }
+        let raws: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| json::json_error(text, &e))?;
+        for (i, raw) in raws.iter().enumerate() {
+            let value = self
+                .value(raw.get())
+                .map_err(|e| json::json_error(text, &e))?;
+            let stored = self.out.store(raw.get(), true, None)?;
+            let line = self.lines.line_of(raw.get());
+            let vars = Vars {
+                record: i as u64,
+                ..self.base.clone()
+            };
+            self.out.row(self.rule, Some(&value), vars, &stored, line)?;
+        }
+        if raws.is_empty() {
+            self.out
+                .notes
+                .add(NoteKind::NoRecords, || "the array is empty".into());
+        }
+        Ok(())
+    }
+
+    /// `jsonl`: one record per non-blank line.
+    fn jsonl(&mut self) -> Result<(), Fail> {
+        let text = self.text;
+        let mut record = 0u64;
+        let mut blank = 0u64;
+        for (n, line) in text.split('\n').enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() {
+                blank += 1;
+                continue;
+            }
+            let value = self.value(line).map_err(|e| {
+                // Reported against the line, not the file.
+                let mut r = json::json_error(line, &e);
+                r.line = Some(n as u64 + 1);
+                r.message = format!("line {} of the JSON Lines file: {}", n + 1, r.message);
+                r
+            })?;
+            let stored = self.out.store(line, true, None)?;
+            let vars = Vars {
+                record,
+                ..self.base.clone()
+            };
+            self.out
+                .row(self.rule, Some(&value), vars, &stored, n as u64 + 1)?;
+            record += 1;
+        }
+        // A final newline leaves one empty piece; that is not a blank line.
+        let blank = blank.saturating_sub(u64::from(text.ends_with('\n')));
+        if blank > 0 {
+            self.out.notes.add(NoteKind::BlankLinesSkipped, || {
+                format!("{blank} blank line(s) skipped")
+            });
+        }
+        if record == 0 {
+            self.out.notes.add(NoteKind::NoRecords, || {
+                "the file holds no lines of JSON".into()
+            });
+        }
+        Ok(())
+    }
+
+    /// `markdown`: one record, its front matter as the mapped value.
+    fn markdown(&mut self) -> Result<(), Fail> {
+        let text = self.text;
+        let (front, body) = if self.plan().front_matter {
+            front_matter::split_front_matter(text)?
+        } else {
+            (None, text)
+        };
+        let stored = self.out.store(text, false, self.whole_sha)?;
+        let value = front.unwrap_or(Value::Null);
+        let vars = Vars {
+            heading: front_matter::first_heading(body),
+            body: Some(body),
+            ..self.base.clone()
+        };
+        self.out.row(self.rule, Some(&value), vars, &stored, 1)
+    }
+
+    /// `text`: one record, the text itself.
+    fn text(&mut self) -> Result<(), Fail> {
+        let text = self.text;
+        let stored = self.out.store(text, false, self.whole_sha)?;
+        let vars = Vars {
+            body: Some(text),
+            ..self.base.clone()
+        };
+        self.out.row(self.rule, None, vars, &stored, 1)
+    }
+}
+
+/// The container of records a `records.at` pointer finds first: an array for `each =
+/// "element"`, an object for `each = "member"`.
+fn find_records<'v>(
+    value: &'v Value,
+    records: &'v crate::profile::Records,
+) -> Result<(&'v str, &'v Value), Fail> {
+    let found = records.at.iter().find_map(|p| {
+        let v = if p.is_empty() {
+            Some(value)
+        } else {
+            value.pointer(p)
+        };
+        match (v, records.each) {
+            (Some(v @ Value::Array(_)), Each::Element)
+            | (Some(v @ Value::Object(_)), Each::Member) => Some((p.as_str(), v)),
+            _ => None,
+        }
+    });
+    found.ok_or_else(|| {
+        let want = if records.each == Each::Element {
+            "an array"
+        } else {
+            "an object"
+        };
+        let places: Vec<String> = records
+            .at
+            .iter()
+            .map(|p| {
+                if p.is_empty() {
+                    "the top level".to_owned()
+                } else {
+                    format!("`{p}`")
+                }
+            })
+            .collect();
+        Reason::new(
+            ReasonKind::UnexpectedShape,
+            format!(
+                "expected {want} of records at {} but found none",
+                places.join(" or ")
+            ),
+        )
+        .into()
+    })
 }
 
 /// Gathers rows, checks that keys are unique within the file, and stores originals.
-struct Collector<'a> {
+struct Collector<'a, 'n> {
     ctx: &'a Ctx,
-    notes: &'a mut Notes,
+    notes: &'n mut Notes,
     rows: Vec<PlanRows>,
     seen: HashMap<(usize, String), (u64, u64)>,
     records: u64,
 }
 
-impl<'a> Collector<'a> {
-    fn new(ctx: &'a Ctx, notes: &'a mut Notes) -> Self {
+impl<'a, 'n> Collector<'a, 'n> {
+    fn new(ctx: &'a Ctx, notes: &'n mut Notes) -> Self {
         Self {
             ctx,
             notes,
@@ -609,7 +668,7 @@ impl<'a> Collector<'a> {
         let size = text.len() as u64;
         // PostgreSQL's jsonb cannot hold a U+0000 character, so such a document could not
         // follow its row into PostgreSQL; it is kept whole in the snapshot store instead.
-        let holds_nul = json && json_has_nul_escape(text);
+        let holds_nul = json && crate::json::json_has_nul_escape(text);
         if size > self.ctx.snapshot_threshold || holds_nul {
             let rel =
                 fsops::snapshot(&self.ctx.state_dir, &sha, text.as_bytes()).map_err(Fail::Io)?;
@@ -689,7 +748,7 @@ impl<'a> Collector<'a> {
 }
 
 /// Line and column (1-based, bytes) of a byte offset.
-fn line_col(bytes: &[u8], pos: usize) -> (u64, u64) {
+pub(crate) fn line_col(bytes: &[u8], pos: usize) -> (u64, u64) {
     let before = &bytes[..pos.min(bytes.len())];
     let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
     let col = before.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
@@ -698,14 +757,14 @@ fn line_col(bytes: &[u8], pos: usize) -> (u64, u64) {
 
 /// Line numbers of successive slices of one text, counted incrementally (records come in
 /// file order; counting from the start for each would be quadratic in a large array).
-struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     text: &'a str,
     offset: usize,
     line: u64,
 }
 
 impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         Self {
             text,
             offset: 0,
@@ -713,7 +772,7 @@ impl<'a> Lines<'a> {
         }
     }
 
-    fn line_of(&mut self, slice: &str) -> u64 {
+    pub(crate) fn line_of(&mut self, slice: &str) -> u64 {
         let at = (slice.as_ptr() as usize)
             .saturating_sub(self.text.as_ptr() as usize)
             .min(self.text.len());
@@ -730,283 +789,7 @@ impl<'a> Lines<'a> {
 }
 
 /// The line a slice of `text` starts on.
-fn line_of(text: &str, slice: &str) -> u64 {
+pub(crate) fn line_of(text: &str, slice: &str) -> u64 {
     let offset = (slice.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
     line_col(text.as_bytes(), offset).0
-}
-
-fn json_error(text: &str, e: &serde_json::Error) -> Reason {
-    use serde_json::error::Category;
-    let full = e.to_string();
-    let message = full
-        .rsplit_once(" at line ")
-        .map_or(full.as_str(), |(m, _)| m)
-        .to_owned();
-    let (line, column) = (e.line() as u64, e.column() as u64);
-    match e.classify() {
-        Category::Eof => Reason::new(
-            ReasonKind::TruncatedJson,
-            format!("the JSON ends before it is complete ({message}); the file looks truncated"),
-        )
-        .at(line, column),
-        _ => {
-            let trimmed = text.trim_start();
-            let first = trimmed.chars().next();
-            if first
-                .is_some_and(|c| !matches!(c, '{' | '[' | '"' | '-' | '0'..='9' | 't' | 'f' | 'n'))
-            {
-                let start: String = trimmed
-                    .chars()
-                    .take(24)
-                    .collect::<String>()
-                    .replace('\n', "\\n");
-                let (l, c) = line_col(text.as_bytes(), text.len() - trimmed.len());
-                Reason::new(
-                    ReasonKind::NotJson,
-                    format!("the content is not JSON: it starts with `{start}`"),
-                )
-                .at(l, c)
-            } else {
-                Reason::new(ReasonKind::InvalidJson, format!("invalid JSON: {message}"))
-                    .at(line, column)
-            }
-        }
-    }
-}
-
-/// The raw text of the value at a JSON pointer (the document is known to be valid).
-fn raw_at<'a>(text: &'a str, pointer: &str) -> Result<&'a RawValue, serde_json::Error> {
-    let mut cur: &'a RawValue = serde_json::from_str(text)?;
-    if pointer.is_empty() {
-        return Ok(cur);
-    }
-    for token in pointer[1..].split('/') {
-        let token = token.replace("~1", "/").replace("~0", "~");
-        let s = cur.get().trim_start();
-        cur = if s.starts_with('[') {
-            let items: Vec<&'a RawValue> = serde_json::from_str(cur.get())?;
-            match token
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| items.get(i).copied())
-            {
-                Some(v) => v,
-                None => return Err(serde::de::Error::custom(format!("no element `{token}`"))),
-            }
-        } else {
-            let members = members(cur.get())?;
-            match members.into_iter().rev().find(|(k, _)| *k == token) {
-                Some((_, v)) => v,
-                None => return Err(serde::de::Error::custom(format!("no member `{token}`"))),
-            }
-        };
-    }
-    Ok(cur)
-}
-
-/// The members of a JSON object in file order, each with its raw value.
-fn members(text: &str) -> Result<Vec<(String, &RawValue)>, serde_json::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<(String, &'de RawValue)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                out.push((k, v));
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let out = (&mut de).deserialize_map(V)?;
-    de.end()?;
-    Ok(out)
-}
-
-/// Splits YAML front matter (`---` … `---` or `...`) from the body.
-fn split_front_matter(text: &str) -> Result<(Option<Value>, &str), Reason> {
-    let mut lines = text.split_inclusive('\n');
-    let Some(first) = lines.next() else {
-        return Ok((None, text));
-    };
-    if first.trim_end_matches(['\r', '\n']) != "---" {
-        return Ok((None, text));
-    }
-    let mut offset = first.len();
-    let yaml_start = offset;
-    for line in lines {
-        let bare = line.trim_end_matches(['\r', '\n']);
-        if bare == "---" || bare == "..." {
-            let yaml = &text[yaml_start..offset];
-            let body = &text[offset + line.len()..];
-            return Ok((Some(parse_yaml(yaml)?), body));
-        }
-        offset += line.len();
-    }
-    Err(Reason::new(
-        ReasonKind::InvalidFrontMatter,
-        "the front matter opened on line 1 is never closed by a `---` line",
-    )
-    .at(1, 1))
-}
-
-fn parse_yaml(yaml: &str) -> Result<Value, Reason> {
-    use yaml_rust2::YamlLoader;
-    let docs = YamlLoader::load_from_str(yaml).map_err(|e| {
-        let m = e.marker();
-        // The YAML starts on line 2 of the file, after the opening `---`.
-        Reason::new(
-            ReasonKind::InvalidFrontMatter,
-            format!("the YAML front matter does not parse: {}", e.info()),
-        )
-        .at(m.line() as u64 + 1, m.col() as u64 + 1)
-    })?;
-    let value = docs.first().map_or(Value::Null, yaml_to_json);
-    match value {
-        Value::Object(_) | Value::Null => Ok(value),
-        _ => Err(Reason::new(
-            ReasonKind::InvalidFrontMatter,
-            "the front matter is not a mapping of keys to values",
-        )
-        .at(2, 1)),
-    }
-}
-
-fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
-    use yaml_rust2::Yaml;
-    {
-        match y {
-            Yaml::Real(s) => s
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map_or_else(|| Value::String(s.clone()), Value::Number),
-            Yaml::Integer(i) => Value::from(*i),
-            Yaml::String(s) => Value::String(s.clone()),
-            Yaml::Boolean(b) => Value::Bool(*b),
-            Yaml::Array(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
-            Yaml::Hash(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        let key = match k {
-                            Yaml::String(s) | Yaml::Real(s) => s.clone(),
-                            Yaml::Integer(i) => i.to_string(),
-                            Yaml::Boolean(b) => b.to_string(),
-                            Yaml::Null => "null".to_owned(),
-                            other => format!("{other:?}"),
-                        };
-                        (key, yaml_to_json(v))
-                    })
-                    .collect(),
-            ),
-            Yaml::Null | Yaml::Alias(_) | Yaml::BadValue => Value::Null,
-        }
-    }
-}
-
-fn first_heading(body: &str) -> Option<&str> {
-    body.lines().find_map(|l| {
-        let t = l.trim_start_matches('#');
-        (t.len() < l.len() && l.len() - t.len() <= 6 && t.starts_with(' ')).then(|| t.trim())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn raw_values_keep_their_bytes() {
-        let text =
-            "{\n  \"tasks\": [ {\"a\": 1.50, \"b\": \"\\u00e9\"} ,\n {\"a\":2} ],\n \"x\": 1 }";
-        let raw = raw_at(text, "/tasks").unwrap();
-        let items: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap();
-        assert_eq!(items[0].get(), "{\"a\": 1.50, \"b\": \"\\u00e9\"}");
-        assert_eq!(line_of(text, items[1].get()), 3);
-        let mut lines = Lines::new(text);
-        assert_eq!(
-            (lines.line_of(items[0].get()), lines.line_of(items[1].get())),
-            (2, 3)
-        );
-        let m = members("{\"b\": [1], \"a\": {\"c\": null}}").unwrap();
-        assert_eq!(
-            m.iter()
-                .map(|(k, v)| (k.as_str(), v.get()))
-                .collect::<Vec<_>>(),
-            vec![("b", "[1]"), ("a", "{\"c\": null}")]
-        );
-    }
-
-    #[test]
-    fn json_errors_are_classified() {
-        let e = serde_json::from_str::<Value>("{\n \"a\": [1,").unwrap_err();
-        let r = json_error("{\n \"a\": [1,", &e);
-        assert_eq!((r.kind, r.line), (ReasonKind::TruncatedJson, Some(2)));
-        let text = "\n  <html>";
-        let e = serde_json::from_str::<Value>(text).unwrap_err();
-        let r = json_error(text, &e);
-        assert_eq!(
-            (r.kind, r.line, r.column),
-            (ReasonKind::NotJson, Some(2), Some(3))
-        );
-        let e = serde_json::from_str::<Value>("{\"a\": 1,}").unwrap_err();
-        assert_eq!(json_error("{\"a\": 1,}", &e).kind, ReasonKind::InvalidJson);
-    }
-
-    #[test]
-    fn front_matter() {
-        let (fm, body) = split_front_matter(
-            "---\r\ncreated: 2025-09-13T04:03:23Z\nversion: 1.1\ntags: [a, b]\n---\r\n# Title\nx",
-        )
-        .unwrap();
-        assert_eq!(
-            fm.unwrap(),
-            serde_json::json!({"created": "2025-09-13T04:03:23Z", "version": 1.1, "tags": ["a", "b"]})
-        );
-        assert_eq!(body, "# Title\nx");
-        assert_eq!(first_heading(body), Some("Title"));
-        let (fm, body) = split_front_matter("# No front matter\n").unwrap();
-        assert!(fm.is_none() && body.starts_with("# No"));
-        let r = split_front_matter("---\ntitle: x\n").unwrap_err();
-        assert_eq!(r.kind, ReasonKind::InvalidFrontMatter);
-        let r = split_front_matter("---\ntitle: [unclosed\nother: 1\n---\nbody").unwrap_err();
-        assert_eq!(r.kind, ReasonKind::InvalidFrontMatter);
-        assert!(r.line.is_some_and(|l| l >= 2), "{r:?}");
-    }
-}
-
-/// Whether JSON text contains the escape `\u0000` (a NUL character), as opposed to an escaped
-/// backslash followed by the letters `u0000`.
-pub(crate) fn json_has_nul_escape(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = text[from..].find("\\u0000") {
-        let at = from + pos;
-        let backslashes = bytes[..at]
-            .iter()
-            .rev()
-            .take_while(|&&b| b == b'\\')
-            .count();
-        if backslashes % 2 == 0 {
-            return true;
-        }
-        from = at + 1;
-    }
-    false
-}
-
-#[cfg(test)]
-mod nul_tests {
-    use super::json_has_nul_escape;
-
-    #[test]
-    fn finds_only_real_nul_escapes() {
-        assert!(json_has_nul_escape(r#"{"a": "x\u0000y"}"#));
-        assert!(json_has_nul_escape(r#"{"a": "\\\u0000"}"#));
-        assert!(!json_has_nul_escape(r#"{"a": "\\u0000"}"#));
-        assert!(!json_has_nul_escape(r#"{"a": "u0000"}"#));
-    }
 }

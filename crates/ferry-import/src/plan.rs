@@ -319,7 +319,34 @@ impl Builder<'_> {
         Some(self.tables.len() - 1)
     }
 
+    /// Compiles one rule: its table, columns, key, parents and statements.
     fn rule(&mut self, rule: &Rule) -> Result<RulePlan, ImportError> {
+        let t = self.target(rule)?;
+        let info = self.tables[t].info.clone();
+        let mut cols = self.mapped_columns(rule, &info)?;
+        self.auto_columns(rule, &info, &mut cols)?;
+        self.check_not_null(rule, &info, &cols)?;
+        let (key_cols, key) = self.natural_key(rule, &info, &cols)?;
+        let parents = self.parents(rule, &info, &cols)?;
+        let (insert_sql, upsert_sql) =
+            statements(&info, &cols, &key_cols, self.tables[t].owner_col.as_deref());
+        Ok(RulePlan {
+            format: rule.format,
+            table: t,
+            key,
+            key_has_source_path: key_cols.iter().any(|k| k == "source_path"),
+            key_cols,
+            parents,
+            records: rule.records.clone(),
+            front_matter: rule.front_matter,
+            upsert_sql,
+            insert_sql,
+            cols,
+        })
+    }
+
+    /// The rule's table: one of the database's own, never ferry's bookkeeping.
+    fn target(&mut self, rule: &Rule) -> Result<usize, ImportError> {
         if rule.table.starts_with("ferry_") {
             return Err(self.invalid(
                 rule,
@@ -327,117 +354,37 @@ impl Builder<'_> {
                 format!("{} is ferry's own bookkeeping, not a target", rule.table),
             ));
         }
-        let Some(t) = self.table(&rule.table) else {
-            let known: Vec<&String> = self
-                .schema
-                .keys()
-                .filter(|k| !k.starts_with("ferry_"))
-                .collect();
-            return Err(self.invalid(
-                rule,
-                "table",
-                format!(
-                    "the database has no table {} (tables: {known:?})",
-                    rule.table
-                ),
-            ));
-        };
-        let info = self.tables[t].info.clone();
+        match self.table(&rule.table) {
+            Some(t) => Ok(t),
+            None => {
+                let known: Vec<&String> = self
+                    .schema
+                    .keys()
+                    .filter(|k| !k.starts_with("ferry_"))
+                    .collect();
+                Err(self.invalid(
+                    rule,
+                    "table",
+                    format!(
+                        "the database has no table {} (tables: {known:?})",
+                        rule.table
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The columns the rule maps, each checked against the table (existence, type, CHECK
+    /// constraints, vocabulary), with the `<column>_raw` companion of a vocabulary column.
+    fn mapped_columns(&self, rule: &Rule, info: &TableInfo) -> Result<Vec<PlanCol>, ImportError> {
         let mut cols: Vec<PlanCol> = Vec::new();
         for (name, spec) in &rule.columns {
-            let key = format!("columns.{name}");
-            let Some(col) = info.column(name) else {
-                let names: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
-                return Err(self.invalid(
-                    rule,
-                    &key,
-                    format!(
-                        "table {} has no column {name} (columns: {names:?})",
-                        info.name
-                    ),
-                ));
-            };
-            if AUTO_COLUMNS.contains(&name.as_str()) {
-                return Err(self.invalid(
-                    rule,
-                    &key,
-                    format!("{name} is filled by the import itself; remove it"),
-                ));
-            }
-            if name.ends_with("_raw") && info.has(name.trim_end_matches("_raw")) {
-                return Err(self.invalid(
-                    rule,
-                    &key,
-                    format!("{name} is filled from the vocabulary column beside it; remove it"),
-                ));
-            }
-            let vocabulary = spec
-                .vocabulary
-                .as_ref()
-                .and_then(|v| self.profile.vocabularies.get(v))
-                .cloned()
-                .map(Arc::new);
-            let raw_col = format!("{name}_raw");
-            if vocabulary.is_none() && info.has(&raw_col) {
-                return Err(self.invalid(rule, &key, format!("{name} is normalised (the as-written value goes to {raw_col}): give it a `vocabulary`")));
-            }
-            let ty = match (spec.ty, &vocabulary) {
-                (_, Some(_)) => ColumnType::Text,
-                (Some(ty), None) => ty,
-                (None, None) if col.json => ColumnType::Json,
-                (None, None) if name.ends_with("_at") && col.decl == "TEXT" => {
-                    ColumnType::Timestamp
-                }
-                (None, None) if col.decl == "INTEGER" => ColumnType::Integer,
-                (None, None) if col.decl == "REAL" => ColumnType::Real,
-                (None, None) => ColumnType::Text,
-            };
-            if col.json && ty != ColumnType::Json {
-                return Err(self.invalid(rule, &key, format!("column {name} holds JSON (it has a json_valid CHECK); its type must be json")));
-            }
-            if ty == ColumnType::Timestamp && col.decl != "TEXT" {
-                return Err(self.invalid(
-                    rule,
-                    &key,
-                    format!(
-                        "timestamps are stored as ISO-8601 text; column {name} is {}",
-                        col.decl
-                    ),
-                ));
-            }
-            if let (Some(v), Some(allowed)) = (&vocabulary, &col.allowed) {
-                let bad: Vec<&String> = v.outputs.iter().filter(|o| !allowed.contains(o)).collect();
-                if !bad.is_empty() {
-                    return Err(self.invalid(rule, &key, format!("vocabulary `{}` can produce {bad:?}, which the CHECK of {name} does not allow ({allowed:?})", spec.vocabulary.as_deref().unwrap_or_default())));
-                }
-            }
-            if let Some(allowed) = &col.allowed {
-                for s in &spec.sources {
-                    if let Source::Template(t) = s {
-                        if let Some(c) = t.constant() {
-                            if !allowed.contains(&c) {
-                                return Err(self.invalid(
-                                    rule,
-                                    &key,
-                                    format!("`{c}` is not allowed in column {name} ({allowed:?})"),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            let mapped = Mapped {
-                sources: spec.sources.clone(),
-                ty,
-                vocabulary,
-                allowed: col.allowed.clone(),
-                not_null: col.not_null,
-                defaulted: col.not_null && col.default.is_some(),
-            };
+            let mapped = self.mapped_column(rule, info, name, spec)?;
             cols.push(PlanCol {
                 name: name.clone(),
                 fill: Fill::Mapped(Box::new(mapped)),
             });
+            let raw_col = format!("{name}_raw");
             if info.has(&raw_col) {
                 cols.push(PlanCol {
                     name: raw_col,
@@ -445,7 +392,121 @@ impl Builder<'_> {
                 });
             }
         }
-        // The original document and where it came from.
+        Ok(cols)
+    }
+
+    /// One mapped column, refused with the key it is written under when the table cannot
+    /// hold what the rule would put there.
+    fn mapped_column(
+        &self,
+        rule: &Rule,
+        info: &TableInfo,
+        name: &str,
+        spec: &ColumnSpec,
+    ) -> Result<Mapped, ImportError> {
+        let key = format!("columns.{name}");
+        let Some(col) = info.column(name) else {
+            let names: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
+            return Err(self.invalid(
+                rule,
+                &key,
+                format!(
+                    "table {} has no column {name} (columns: {names:?})",
+                    info.name
+                ),
+            ));
+        };
+        if AUTO_COLUMNS.contains(&name) {
+            return Err(self.invalid(
+                rule,
+                &key,
+                format!("{name} is filled by the import itself; remove it"),
+            ));
+        }
+        if name.ends_with("_raw") && info.has(name.trim_end_matches("_raw")) {
+            return Err(self.invalid(
+                rule,
+                &key,
+                format!("{name} is filled from the vocabulary column beside it; remove it"),
+            ));
+        }
+        let vocabulary = spec
+            .vocabulary
+            .as_ref()
+            .and_then(|v| self.profile.vocabularies.get(v))
+            .cloned()
+            .map(Arc::new);
+        let raw_col = format!("{name}_raw");
+        if vocabulary.is_none() && info.has(&raw_col) {
+            return Err(self.invalid(rule, &key, format!("{name} is normalised (the as-written value goes to {raw_col}): give it a `vocabulary`")));
+        }
+        let ty = match (spec.ty, &vocabulary) {
+            (_, Some(_)) => ColumnType::Text,
+            (Some(ty), None) => ty,
+            (None, None) if col.json => ColumnType::Json,
+            (None, None) if name.ends_with("_at") && col.decl == "TEXT" => ColumnType::Timestamp,
+            (None, None) if col.decl == "INTEGER" => ColumnType::Integer,
+            (None, None) if col.decl == "REAL" => ColumnType::Real,
+            (None, None) => ColumnType::Text,
+        };
+        if col.json && ty != ColumnType::Json {
+            return Err(self.invalid(
+                rule,
+                &key,
+                format!(
+                    "column {name} holds JSON (it has a json_valid CHECK); its type must be json"
+                ),
+            ));
+        }
+        if ty == ColumnType::Timestamp && col.decl != "TEXT" {
+            return Err(self.invalid(
+                rule,
+                &key,
+                format!(
+                    "timestamps are stored as ISO-8601 text; column {name} is {}",
+                    col.decl
+                ),
+            ));
+        }
+        if let (Some(v), Some(allowed)) = (&vocabulary, &col.allowed) {
+            let bad: Vec<&String> = v.outputs.iter().filter(|o| !allowed.contains(o)).collect();
+            if !bad.is_empty() {
+                return Err(self.invalid(rule, &key, format!("vocabulary `{}` can produce {bad:?}, which the CHECK of {name} does not allow ({allowed:?})", spec.vocabulary.as_deref().unwrap_or_default())));
+            }
+        }
+        if let Some(allowed) = &col.allowed {
+            let constants = spec.sources.iter().filter_map(|s| match s {
+                Source::Template(t) => t.constant(),
+                _ => None,
+            });
+            for c in constants {
+                if !allowed.contains(&c) {
+                    return Err(self.invalid(
+                        rule,
+                        &key,
+                        format!("`{c}` is not allowed in column {name} ({allowed:?})"),
+                    ));
+                }
+            }
+        }
+        Ok(Mapped {
+            sources: spec.sources.clone(),
+            ty,
+            vocabulary,
+            allowed: col.allowed.clone(),
+            not_null: col.not_null,
+            defaulted: col.not_null && col.default.is_some(),
+        })
+    }
+
+    /// The original document and where it came from, in whichever of the automatic columns
+    /// the table has; a table with no home for the original is refused.
+    fn auto_columns(
+        &self,
+        rule: &Rule,
+        info: &TableInfo,
+        cols: &mut Vec<PlanCol>,
+    ) -> Result<(), ImportError> {
         let json = rule.format.is_json();
         let text_home = if json && info.has("doc") {
             "doc"
@@ -479,7 +540,16 @@ impl Builder<'_> {
                 });
             }
         }
-        // Every NOT NULL column without a default must be bound.
+        Ok(())
+    }
+
+    /// Every NOT NULL column without a default must be bound.
+    fn check_not_null(
+        &self,
+        rule: &Rule,
+        info: &TableInfo,
+        cols: &[PlanCol],
+    ) -> Result<(), ImportError> {
         for c in &info.columns {
             let bound = cols.iter().any(|p| p.name == c.name);
             let generated = info.rowid_alias() == Some(c.name.as_str());
@@ -494,7 +564,17 @@ impl Builder<'_> {
                 ));
             }
         }
-        // The natural key.
+        Ok(())
+    }
+
+    /// The natural key's column names (the rule's `key`, else the primary key) and the
+    /// indices into `cols` of its columns other than `source_path`.
+    fn natural_key(
+        &self,
+        rule: &Rule,
+        info: &TableInfo,
+        cols: &[PlanCol],
+    ) -> Result<(Vec<String>, Vec<usize>), ImportError> {
         let key_cols: Vec<String> = match &rule.key {
             Some(k) => k.clone(),
             None if info.rowid_alias().is_some() => {
@@ -533,8 +613,17 @@ impl Builder<'_> {
                 }
             }
         }
-        let key_has_source_path = key_cols.iter().any(|k| k == "source_path");
-        // Foreign keys of bound columns: their parents get placeholder rows when missing.
+        Ok((key_cols, key))
+    }
+
+    /// Foreign keys of mapped columns: their parents get placeholder rows when missing, so
+    /// each parent must be creatable from its key alone.
+    fn parents(
+        &mut self,
+        rule: &Rule,
+        info: &TableInfo,
+        cols: &[PlanCol],
+    ) -> Result<Vec<ParentRef>, ImportError> {
         let mut parents = Vec::new();
         for fk in &info.fks {
             let Some(col) = cols.iter().position(|c| c.name == fk.from) else {
@@ -558,60 +647,59 @@ impl Builder<'_> {
             }
             parents.push(ParentRef { col, table: p });
         }
-        let names: Vec<String> = cols.iter().map(|c| quote(&c.name)).collect();
-        let values: Vec<String> = cols
-            .iter()
-            .map(|c| match &c.fill {
-                Fill::Mapped(m) if m.defaulted => {
-                    let default = info
-                        .column(&c.name)
-                        .and_then(|i| i.default.clone())
-                        .unwrap_or_else(|| "NULL".into());
-                    format!("COALESCE(?, {default})")
-                }
-                _ => "?".to_owned(),
-            })
-            .collect();
-        let key_names: BTreeSet<&str> = key_cols.iter().map(String::as_str).collect();
-        let sets: Vec<String> = cols
-            .iter()
-            .filter(|c| !key_names.contains(c.name.as_str()))
-            .map(|c| format!("{0} = excluded.{0}", quote(&c.name)))
-            .collect();
-        let conflict = key_cols
-            .iter()
-            .map(|k| quote(k))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let tq = quote(&info.name);
-        let insert_sql = format!(
-            "INSERT INTO {tq} ({}) VALUES ({})",
-            names.join(", "),
-            values.join(", ")
-        );
-        let upsert_suffix = match (&self.tables[t].owner_col, sets.is_empty()) {
-            (_, true) => format!(" ON CONFLICT ({conflict}) DO NOTHING"),
-            // A row that another file (or something other than ferry) wrote is never
-            // overwritten: the statement then changes fewer rows than it was given.
-            (Some(owner), false) => format!(
-                " ON CONFLICT ({conflict}) DO UPDATE SET {} WHERE {tq}.{o} IS NULL OR {tq}.{o} = excluded.{o}",
-                sets.join(", "),
-                o = quote(owner)
-            ),
-            (None, false) => format!(" ON CONFLICT ({conflict}) DO UPDATE SET {}", sets.join(", ")),
-        };
-        Ok(RulePlan {
-            format: rule.format,
-            table: t,
-            key,
-            key_cols: key_cols.clone(),
-            key_has_source_path,
-            parents,
-            records: rule.records.clone(),
-            front_matter: rule.front_matter,
-            upsert_sql: format!("{insert_sql}{upsert_suffix}"),
-            insert_sql,
-            cols,
-        })
+        Ok(parents)
     }
+}
+
+/// The plain insert of one row and its upsert on the natural key. A row that another file
+/// (or something other than ferry) wrote is never overwritten: the upsert then changes
+/// fewer rows than it was given, which the writer notices.
+fn statements(
+    info: &TableInfo,
+    cols: &[PlanCol],
+    key_cols: &[String],
+    owner_col: Option<&str>,
+) -> (String, String) {
+    let names: Vec<String> = cols.iter().map(|c| quote(&c.name)).collect();
+    let values: Vec<String> = cols
+        .iter()
+        .map(|c| match &c.fill {
+            Fill::Mapped(m) if m.defaulted => {
+                let default = info
+                    .column(&c.name)
+                    .and_then(|i| i.default.clone())
+                    .unwrap_or_else(|| "NULL".into());
+                format!("COALESCE(?, {default})")
+            }
+            _ => "?".to_owned(),
+        })
+        .collect();
+    let key_names: BTreeSet<&str> = key_cols.iter().map(String::as_str).collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .filter(|c| !key_names.contains(c.name.as_str()))
+        .map(|c| format!("{0} = excluded.{0}", quote(&c.name)))
+        .collect();
+    let conflict = key_cols
+        .iter()
+        .map(|k| quote(k))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tq = quote(&info.name);
+    let insert_sql = format!(
+        "INSERT INTO {tq} ({}) VALUES ({})",
+        names.join(", "),
+        values.join(", ")
+    );
+    let upsert_suffix = match (owner_col, sets.is_empty()) {
+        (_, true) => format!(" ON CONFLICT ({conflict}) DO NOTHING"),
+        (Some(owner), false) => format!(
+            " ON CONFLICT ({conflict}) DO UPDATE SET {} WHERE {tq}.{o} IS NULL OR {tq}.{o} = excluded.{o}",
+            sets.join(", "),
+            o = quote(owner)
+        ),
+        (None, false) => format!(" ON CONFLICT ({conflict}) DO UPDATE SET {}", sets.join(", ")),
+    };
+    let upsert_sql = format!("{insert_sql}{upsert_suffix}");
+    (insert_sql, upsert_sql)
 }

@@ -214,6 +214,34 @@ pub enum NoteKind {
     PreviousRowsKept,
     /// The file changed and its rows were updated.
     RowsUpdated,
+    /// An object of the document has the same key twice: the columns map the last value (as
+    /// PostgreSQL's jsonb keeps it), the stored document keeps both.
+    DuplicateJsonKey,
+}
+
+impl NoteKind {
+    /// What the note says, in words, for a count printed before it
+    /// (`117  timestamps with digits beyond microseconds truncated …`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            NoteKind::BomStripped => "byte-order marks stripped (the stored document starts after it)",
+            NoteKind::TimestampNaive => "timestamps without an offset read in timestamps.naive",
+            NoteKind::TimestampDateOnly => "dates without a time read as midnight",
+            NoteKind::TimestampTruncated => "timestamps with digits beyond microseconds truncated (the document keeps every digit)",
+            NoteKind::TimestampEpoch => "numbers read as epoch seconds or milliseconds",
+            NoteKind::TimestampUnparsed => "timestamps not understood (column left NULL, the document keeps the text)",
+            NoteKind::ValueUnconvertible => "values that did not fit their column (left NULL, the document keeps them)",
+            NoteKind::ValueAsJsonText => "objects or arrays stored as JSON text in a text column",
+            NoteKind::VocabularyOther => "values outside their vocabulary stored as `other` (the `_raw` column keeps them)",
+            NoteKind::DefaultUsed => "missing values given their column's default",
+            NoteKind::Snapshot => "documents kept in the snapshot store",
+            NoteKind::NoRecords => "files holding no records",
+            NoteKind::BlankLinesSkipped => "blank lines of JSON Lines files skipped",
+            NoteKind::PreviousRowsKept => "rows of a file's previous version kept while it is quarantined",
+            NoteKind::RowsUpdated => "rows of changed files rewritten",
+            NoteKind::DuplicateJsonKey => "objects with a key written twice (the last value is mapped; the document keeps both)",
+        }
+    }
 }
 
 /// One note for one file, with how many times it applied and the first example.

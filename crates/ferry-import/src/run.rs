@@ -47,7 +47,9 @@ const CHUNK_BYTES: u64 = 1 << 20;
 /// once it holds the whole database, which would break the import's memory bound.
 const IMPORT_CACHE_KIB: u64 = 32_768;
 /// How long the import waits for another writer to let go of the database.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long it waits quietly before saying that it waits, and on what.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
 
 /// Opens the import's own connection to an existing database file.
 pub(crate) fn open(path: &Path) -> Result<Connection, ImportError> {
@@ -56,7 +58,10 @@ pub(crate) fn open(path: &Path) -> Result<Connection, ImportError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(ctx())?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(ctx())?;
+    // The connection is used on this thread only, so the busy handler finds the file's name
+    // in this thread's slot.
+    WAITING.with_borrow_mut(|w| *w = Waiting::on(path));
+    conn.busy_handler(Some(on_busy)).map_err(ctx())?;
     conn.set_prepared_statement_cache_capacity(256);
     // Temporary files in memory: the savepoint around each batch journals the pages it
     // touches, and writing that journal to a file costs a system call per page.
@@ -73,6 +78,54 @@ pub(crate) fn open(path: &Path) -> Result<Connection, ImportError> {
         ));
     }
     Ok(conn)
+}
+
+/// What the import's connection on this thread waits for when SQLite reports the file
+/// busy, and since when.
+struct Waiting {
+    file: String,
+    since: Option<Instant>,
+    said: bool,
+}
+
+impl Waiting {
+    fn on(path: &Path) -> Self {
+        Self {
+            file: path.display().to_string(),
+            since: None,
+            said: false,
+        }
+    }
+}
+
+thread_local! {
+    static WAITING: std::cell::RefCell<Waiting> = std::cell::RefCell::new(Waiting::on(Path::new("the SQLite file")));
+}
+
+/// SQLite's busy handler: waits up to [`BUSY_TIMEOUT`] for another connection's lock, and
+/// after [`QUIET_WAIT`] says which file it is waiting on (a silent 30 s looks like a hang).
+fn on_busy(attempt: i32) -> bool {
+    WAITING.with_borrow_mut(|w| {
+        let now = Instant::now();
+        if attempt == 0 {
+            w.since = Some(now);
+            w.said = false;
+        }
+        let waited = now - *w.since.get_or_insert(now);
+        if waited >= BUSY_TIMEOUT {
+            return false;
+        }
+        if !w.said && waited >= QUIET_WAIT {
+            w.said = true;
+            tracing::warn!(
+                "{} is locked by another connection (the application, or another ferry run); waiting up to {} s for it",
+                w.file,
+                BUSY_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(if attempt < 20 { 2 } else { 20 }));
+        true
+    })
 }
 
 pub(crate) fn run(
@@ -170,6 +223,7 @@ pub(crate) fn run(
         settings_digest: &settings_digest,
         now: &now,
         jobs: &jobs,
+        unchanged: summaries.len() as u64,
         disappeared: &disappeared,
         delete_disappeared,
         options,
@@ -312,6 +366,8 @@ struct Pieces<'a> {
     settings_digest: &'a str,
     now: &'a str,
     jobs: &'a [Job],
+    /// Files whose size and modification time match the ledger: seen, but not read.
+    unchanged: u64,
     disappeared: &'a [LedgerRow],
     delete_disappeared: bool,
     options: &'a ImportOptions,
@@ -374,10 +430,12 @@ fn write_all(
          files_quarantined = ?6, files_disappeared = ?7, rows_written = ?8, rows_deleted = ?9 WHERE run_id = ?10",
         rusqlite::params![
             format_utc(Utc::now()),
-            p.jobs.len() as i64,
+            // Every file of the store was seen, read or not; unchanged files skipped
+            // before reading are counted with those found unchanged after hashing.
+            p.jobs.len() as i64 + p.unchanged as i64,
             count(&|s| s.change == Change::New),
             count(&|s| s.change == Change::Changed),
-            count(&|s| s.change == Change::Unchanged),
+            count(&|s| s.change == Change::Unchanged) + p.unchanged as i64,
             count(&|s| s.status == FileStatus::Quarantined),
             p.disappeared.len() as i64,
             stats.rows_written as i64,

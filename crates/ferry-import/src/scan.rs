@@ -23,7 +23,8 @@ pub(crate) enum EntryKind {
         target: String,
     },
     Special(&'static str),
-    /// A name that is not UTF-8: the path shown is lossy.
+    /// A path that is not UTF-8 (the file's name, or a folder's above it): the ledger path
+    /// is escaped so that it round-trips to the bytes (see [`crate::names`]).
     BadName,
 }
 
@@ -49,23 +50,33 @@ pub(crate) fn walk(
     root: &Path,
     threads: usize,
 ) -> Result<(Vec<Entry>, Vec<Unreadable>), ImportError> {
-    let canonical_root = root.canonicalize().map_err(|source| ImportError::Store {
-        path: root.to_owned(),
-        source,
-    })?;
+    let canonical_root = match root.canonicalize() {
+        Ok(r) => r,
+        // A symlink loop or a permission problem is not a missing store: only NotFound is.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ImportError::StoreMissing {
+                path: root.to_owned(),
+            })
+        }
+        Err(error) => {
+            return Err(ImportError::Store {
+                path: root.to_owned(),
+                error,
+            })
+        }
+    };
     if !canonical_root.is_dir() {
-        return Err(ImportError::Store {
+        return Err(ImportError::StoreNotDirectory {
             path: root.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
-    let read = fs::read_dir(root).map_err(|source| ImportError::Store {
+    let read = fs::read_dir(root).map_err(|error| ImportError::Store {
         path: root.to_owned(),
-        source,
+        error,
     })?;
     let mut out = Listing::default();
     let mut subdirs = Vec::new();
-    list(read, "", &canonical_root, &mut out, &mut subdirs);
+    list(read, ("", false), &canonical_root, &mut out, &mut subdirs);
     let queue = Queue {
         state: Mutex::new(QueueState {
             dirs: subdirs,
@@ -117,7 +128,8 @@ struct Queue {
 }
 
 struct QueueState {
-    dirs: Vec<(PathBuf, String)>,
+    /// Folders still to list: where, the ledger path, and whether that path is not UTF-8.
+    dirs: Vec<(PathBuf, String, bool)>,
     /// Threads listing a directory, which may add more.
     active: usize,
 }
@@ -131,7 +143,7 @@ impl Queue {
     fn work(&self, canonical_root: &Path) -> Listing {
         let mut out = Listing::default();
         loop {
-            let (dir, rel_dir) = {
+            let (dir, rel_dir, bad_dir) = {
                 let mut s = self.lock();
                 loop {
                     if let Some(d) = s.dirs.pop() {
@@ -146,7 +158,13 @@ impl Queue {
             };
             let mut subdirs = Vec::new();
             match fs::read_dir(&dir) {
-                Ok(read) => list(read, &rel_dir, canonical_root, &mut out, &mut subdirs),
+                Ok(read) => list(
+                    read,
+                    (&rel_dir, bad_dir),
+                    canonical_root,
+                    &mut out,
+                    &mut subdirs,
+                ),
                 Err(e) => out.unreadable.push(Unreadable {
                     rel: rel_dir,
                     error: e.to_string(),
@@ -160,15 +178,16 @@ impl Queue {
     }
 }
 
-/// The entries of one directory (`rel_dir` empty for the root); its subdirectories go to
-/// `subdirs`. A directory's type comes with its entry, and a file's metadata is read
-/// relative to the open directory, so no path is resolved from the root again.
+/// The entries of one directory (`rel_dir` empty for the root, with whether its path is not
+/// UTF-8); its subdirectories go to `subdirs`. A directory's type comes with its entry, and
+/// a file's metadata is read relative to the open directory, so no path is resolved from
+/// the root again.
 fn list(
     read: fs::ReadDir,
-    rel_dir: &str,
+    (rel_dir, bad_dir): (&str, bool),
     canonical_root: &Path,
     out: &mut Listing,
-    subdirs: &mut Vec<(PathBuf, String)>,
+    subdirs: &mut Vec<(PathBuf, String, bool)>,
 ) {
     for item in read {
         let item = match item {
@@ -185,11 +204,9 @@ fn list(
                 continue;
             }
         };
-        let name = item.file_name();
-        let (name, bad_name) = match name.to_str() {
-            Some(n) => (n.to_owned(), false),
-            None => (name.to_string_lossy().into_owned(), true),
-        };
+        // The name as the ledger keeps it: exact and unique, whatever its bytes.
+        let (name, bad_name) = crate::names::encode_component(&item.file_name());
+        let bad_name = bad_name || bad_dir;
         let rel = if rel_dir.is_empty() {
             name
         } else {
@@ -198,7 +215,7 @@ fn list(
         let abs = item.path();
         match item.file_type() {
             Ok(ft) if ft.is_dir() => {
-                subdirs.push((abs, rel));
+                subdirs.push((abs, rel, bad_name));
                 continue;
             }
             Ok(_) => {}
@@ -224,7 +241,7 @@ fn list(
         let ft = meta.file_type();
         if ft.is_dir() {
             // Replaced by a directory since it was listed.
-            subdirs.push((abs, rel));
+            subdirs.push((abs, rel, bad_name));
             continue;
         }
         let kind = if bad_name {

@@ -72,12 +72,7 @@ impl TableInfo {
 pub(crate) fn load_all(
     conn: &rusqlite::Connection,
 ) -> Result<BTreeMap<String, TableInfo>, ImportError> {
-    let ctx = |what: String| {
-        move |source| ImportError::Database {
-            context: what,
-            source,
-        }
-    };
+    let ctx = |what: String| move |error| ImportError::database(what, error);
     let mut stmt = conn
         .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .map_err(ctx("reading the list of tables".into()))?;

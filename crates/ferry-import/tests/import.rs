@@ -188,6 +188,18 @@ async fn a_rerun_changes_nothing() {
         (0, 0, 0, 0)
     );
     assert!(second.ledger.written.is_empty());
+    // The run log says what the run saw: every file, all unchanged (it once said 0 seen).
+    let (seen, unchanged): (i64, i64) = sqlx::query_as(
+        "SELECT files_seen, files_unchanged FROM ferry_import_runs WHERE run_id = ?",
+    )
+    .bind(second.run_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        (seen as u64, unchanged as u64),
+        (second.totals.files, second.totals.files)
+    );
     assert_eq!(
         first.kinds,
         second
@@ -783,4 +795,122 @@ async fn text_survives_byte_for_byte() {
         .notes
         .iter()
         .any(|n| n.kind == NoteKind::BomStripped && n.path == ".claude/context/doc.md"));
+}
+
+/// Regression (issue 9, item 5): two names that are not UTF-8 collapsed into one ledger row
+/// beside a valid name holding U+FFFD, so the summary said 2 quarantined, the ledger held
+/// fewer rows than the store files, and the exit code said nothing was wrong.
+#[cfg(unix)]
+#[tokio::test]
+async fn names_that_are_not_utf8_each_keep_their_own_exact_ledger_path() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let names: [&[u8]; 3] = [b"x\xff.json", b"x\xfe.json", "x\u{fffd}.json".as_bytes()];
+    let sub = store.join(std::ffi::OsStr::from_bytes(b"d\xff"));
+    fs::create_dir_all(&sub).unwrap();
+    for name in names {
+        fs::write(store.join(std::ffi::OsStr::from_bytes(name)), "{}").unwrap();
+    }
+    fs::write(sub.join("inside.json"), "{}").unwrap();
+    let (_, mut conn) = fresh_db(dir.path()).await;
+    let report = import(
+        &store,
+        &mut conn,
+        &Profile::builtin(),
+        &ImportOptions::new(dir.path().join("state")),
+    )
+    .await
+    .unwrap();
+
+    let states = ledger_states(&mut conn).await;
+    assert_eq!(states.len(), 4, "one ledger row per file: {states:?}");
+    assert_eq!(report.totals.files, 4);
+    let mut bytes: Vec<Vec<u8>> = states
+        .keys()
+        .map(|p| ferry_import::names::decode(p))
+        .collect();
+    bytes.sort();
+    let mut want: Vec<Vec<u8>> = names.iter().map(|n| n.to_vec()).collect();
+    want.push(b"d\xff/inside.json".to_vec());
+    want.sort();
+    assert_eq!(
+        bytes, want,
+        "every ledger path turns back into its file's bytes"
+    );
+    for (path, (status, reason)) in &states {
+        let valid = path == "x\u{fffd}.json";
+        assert_eq!(
+            (status.as_str(), reason.as_deref()),
+            if valid {
+                // The built-in profile's catch-all keeps any other JSON document.
+                ("imported", None)
+            } else {
+                ("quarantined", Some("invalid_file_name"))
+            },
+            "{path}"
+        );
+    }
+    assert_eq!(report.totals.quarantined, 3);
+    assert_eq!(report.quarantined.len(), 3);
+    assert!(
+        report.has_findings(),
+        "quarantined files make the exit code 1"
+    );
+    // The copies in the quarantine are distinct files too.
+    for q in &report.quarantined {
+        let copy = dir
+            .path()
+            .join("state")
+            .join(q.quarantine_path.as_ref().unwrap());
+        assert!(copy.is_file(), "{}", copy.display());
+    }
+}
+
+/// Regression (issue 9, item 6): a key written twice in one object was resolved (the last
+/// value wins) without a word.
+#[tokio::test]
+async fn a_key_written_twice_is_noted_and_the_document_keeps_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let ws = store.join("agent_workspaces/Agent-1");
+    fs::create_dir_all(&ws).unwrap();
+    let text = "{\"agent_id\": \"Agent-1\", \"status\": \"idle\", \"status\": \"busy\"}";
+    fs::write(ws.join("status.json"), text).unwrap();
+    let (_, mut conn) = fresh_db(dir.path()).await;
+    let report = import(
+        &store,
+        &mut conn,
+        &Profile::builtin(),
+        &ImportOptions::new(dir.path().join("state")),
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.quarantined.is_empty(),
+        "{:?}",
+        report.quarantine_lines()
+    );
+    assert_eq!(
+        report.note_counts.get(&NoteKind::DuplicateJsonKey),
+        Some(&1)
+    );
+    let note = report
+        .notes
+        .iter()
+        .find(|n| n.kind == NoteKind::DuplicateJsonKey)
+        .unwrap();
+    assert_eq!(note.path, "agent_workspaces/Agent-1/status.json");
+    assert!(note.detail.contains("`status`"), "{}", note.detail);
+    let (status, doc): (String, String) =
+        sqlx::query_as("SELECT status, doc FROM agent_status WHERE agent_id = 'Agent-1'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        status, "busy",
+        "the last value is mapped, as jsonb keeps it"
+    );
+    assert_eq!(doc, text, "the stored document keeps both");
 }

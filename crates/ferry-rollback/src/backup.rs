@@ -303,11 +303,11 @@ fn scan_store(dir: &Path, allow_empty: bool) -> Result<Scan, RollbackError> {
                 path: dir.to_path_buf(),
             })
         }
-        Err(source) => {
+        Err(error) => {
             return Err(RollbackError::StoreUnreadable {
                 what: "store directory",
                 path: dir.to_path_buf(),
-                source,
+                error,
             })
         }
     };
@@ -316,10 +316,10 @@ fn scan_store(dir: &Path, allow_empty: bool) -> Result<Scan, RollbackError> {
             path: dir.to_path_buf(),
         });
     }
-    let root = fs::canonicalize(dir).map_err(|source| RollbackError::StoreUnreadable {
+    let root = fs::canonicalize(dir).map_err(|error| RollbackError::StoreUnreadable {
         what: "store directory",
         path: dir.to_path_buf(),
-        source,
+        error,
     })?;
     let source = utf8(&root)?.to_owned();
 
@@ -372,15 +372,15 @@ fn scan_store(dir: &Path, allow_empty: bool) -> Result<Scan, RollbackError> {
     });
     if let Err(err) = res {
         return Err(match err {
-            RollbackError::Io { path, source, .. }
-                if source.kind() == io::ErrorKind::PermissionDenied =>
+            RollbackError::Io { path, error, .. }
+                if error.kind() == io::ErrorKind::PermissionDenied =>
             {
                 let what = if path == root {
                     "store directory"
                 } else {
                     "directory in the store"
                 };
-                RollbackError::StoreUnreadable { what, path, source }
+                RollbackError::StoreUnreadable { what, path, error }
             }
             other => other,
         });
@@ -489,11 +489,11 @@ fn copy_file(
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(changed(src, "it disappeared"))
             }
-            Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
                 return Err(RollbackError::StoreUnreadable {
                     what: "file in the store",
                     path: src.to_path_buf(),
-                    source,
+                    error,
                 })
             }
             Err(e) => return Err(io_error("read", src, e)),
@@ -631,7 +631,7 @@ fn root_error(root: &Path, e: io::Error) -> RollbackError {
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
             RollbackError::BackupsRootNotWritable {
                 path: root.to_path_buf(),
-                source: e,
+                error: e,
             }
         }
         _ => io_error("create directory", root, e),

@@ -8,6 +8,10 @@ use crate::verify::VerifyReport;
 
 /// Everything that can stop a backup, a verification or a restore.
 ///
+/// A lower-level error named `error` is part of the sentence and deliberately not a
+/// `source`, so a printer that walks the chain prints it once; the full and read-only disk
+/// variants keep theirs as a `source` and say what happened in their own words.
+///
 /// [`RollbackError::is_bad_input`] tells a command line which errors are the user's input
 /// (exit 2) rather than a fault of ferry or of the machine.
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +24,12 @@ pub enum RollbackError {
     StoreNotDirectory { path: PathBuf },
 
     /// The store directory, or a directory or file inside it, cannot be read.
-    #[error("{what} {} cannot be read: {source}", path.display())]
+    #[error("{what} {} cannot be read: {error}", path.display())]
     StoreUnreadable {
         /// `store directory`, `directory in the store` or `file in the store`.
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
 
     /// An empty store is refused unless [`crate::BackupSpec::allow_empty_store`] is set:
@@ -56,15 +60,15 @@ pub enum RollbackError {
     #[error("SQLite database {} is corrupt: {detail}", path.display())]
     SqliteCorrupt { path: PathBuf, detail: String },
 
-    #[error("SQLite database {} could not be {action}: {source}", path.display())]
+    #[error("SQLite database {} could not be {action}: {error}", path.display())]
     Sqlite {
         path: PathBuf,
         action: &'static str,
-        source: sqlx::Error,
+        error: sqlx::Error,
     },
 
-    #[error("backups root {} is not writable: {source}", path.display())]
-    BackupsRootNotWritable { path: PathBuf, source: io::Error },
+    #[error("backups root {} is not writable: {error}", path.display())]
+    BackupsRootNotWritable { path: PathBuf, error: io::Error },
 
     #[error("no space left on the device while writing {}", path.display())]
     DiskFull { path: PathBuf, source: io::Error },
@@ -129,11 +133,11 @@ pub enum RollbackError {
     #[error("the work was cancelled because the async runtime shut down")]
     Cancelled,
 
-    #[error("cannot {op} {}: {source}", path.display())]
+    #[error("cannot {op} {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -185,7 +189,11 @@ pub(crate) fn io_error(op: &'static str, path: &Path, source: io::Error) -> Roll
             RollbackError::DiskFull { path, source }
         }
         io::ErrorKind::ReadOnlyFilesystem => RollbackError::ReadOnly { path, source },
-        _ => RollbackError::Io { op, path, source },
+        _ => RollbackError::Io {
+            op,
+            path,
+            error: source,
+        },
     }
 }
 
@@ -195,4 +203,40 @@ pub(crate) fn io_at<'a>(
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> RollbackError + 'a {
     move |source| io_error(op, path, source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error and its causes as a chain printer shows them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            out.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let denied = || io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied");
+        for err in [
+            io_error("read", Path::new("store/a.json"), denied()),
+            RollbackError::StoreUnreadable {
+                what: "store directory",
+                path: "store".into(),
+                error: denied(),
+            },
+            RollbackError::BackupsRootNotWritable {
+                path: "backups".into(),
+                error: denied(),
+            },
+        ] {
+            let text = chain(&err);
+            assert_eq!(text.matches("Permission denied").count(), 1, "{text}");
+        }
+    }
 }

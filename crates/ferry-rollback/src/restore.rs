@@ -296,7 +296,7 @@ fn restore_tree(
             return Err(RollbackError::Io {
                 op: "restore into",
                 path: target.to_path_buf(),
-                source: io::Error::other(format!("{} is in the way", v.rel)),
+                error: io::Error::other(format!("{} is in the way", v.rel)),
             });
         };
         d.move_away(v.abs, STORE_DIR, v.rel, kind_name(v.meta), reason)?;
@@ -763,7 +763,7 @@ fn copy_out(src: &Path, dest: &Path) -> Result<(), RollbackError> {
         return Err(RollbackError::Io {
             op: "move across file systems",
             path: src.to_path_buf(),
-            source: io::Error::new(
+            error: io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("a {} cannot be copied", kind_name(&meta)),
             ),

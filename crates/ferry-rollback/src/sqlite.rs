@@ -183,7 +183,7 @@ fn sqlx_error(path: &Path, action: &'static str, e: sqlx::Error) -> RollbackErro
         _ => RollbackError::Sqlite {
             path,
             action,
-            source: e,
+            error: e,
         },
     }
 }

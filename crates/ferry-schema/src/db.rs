@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ferry_core::redact::redact;
+use ferry_core::sqlite_file::{self, Found};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -53,11 +54,23 @@ impl Database {
     /// PostgreSQL, `schema` is the schema migrated (default `public`); it is created by
     /// `up` when missing and is the connection's `search_path`.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            return Self::open_sqlite(Path::new(path)).await;
+        Self::connect_as(url, schema, true).await
+    }
+
+    /// Like [`Database::connect`], but a SQLite file that does not exist is an error and is
+    /// never created: for commands that only read (status, plan, verify, dump, diff) or
+    /// that cannot apply to an empty database (down, repair).
+    pub async fn connect_existing(url: &str, schema: Option<&str>) -> Result<Self> {
+        Self::connect_as(url, schema, false).await
+    }
+
+    async fn connect_as(url: &str, schema: Option<&str>, create: bool) -> Result<Self> {
+        if let Some(path) = sqlite_path(url) {
+            return if create {
+                Self::open_sqlite(path).await
+            } else {
+                Self::open_sqlite_existing(path).await
+            };
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Self::open_postgres(url, schema.unwrap_or("public")).await;
@@ -67,9 +80,30 @@ impl Database {
 
     /// Opens (creating if missing) a SQLite file with foreign keys enforced.
     pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        if sqlite_file::inspect(path)? == Found::Missing {
+            // SQLite's own message for this is "unable to open database file".
+            if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !folder.is_dir() {
+                    return Err(SchemaError::NoFolder {
+                        path: path.to_path_buf(),
+                        folder: folder.to_path_buf(),
+                    });
+                }
+            }
+        }
+        Self::open_sqlite_with(path, true).await
+    }
+
+    /// Opens a SQLite file that must exist; never creates one.
+    pub async fn open_sqlite_existing(path: &Path) -> Result<Self> {
+        sqlite_file::require(path)?;
+        Self::open_sqlite_with(path, false).await
+    }
+
+    async fn open_sqlite_with(path: &Path, create: bool) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(create)
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .disable_statement_logging();
@@ -77,15 +111,16 @@ impl Database {
             .await
             .map_err(|e| SchemaError::Connect {
                 target: path.display().to_string(),
-                message: e.to_string(),
+                message: driver_message(&e),
             })?;
-        // A file that is not SQLite opens fine and fails on first read: find out now.
+        // The header was checked, but a file can be damaged past it: read the schema now so
+        // that fails here, with the file's name, and not in the middle of a migration.
         sqlx::query("SELECT count(*) FROM sqlite_schema")
             .execute(&mut conn)
             .await
             .map_err(|e| SchemaError::Connect {
                 target: path.display().to_string(),
-                message: e.to_string(),
+                message: driver_message(&e),
             })?;
         Ok(Self::Sqlite {
             conn,
@@ -119,13 +154,19 @@ impl Database {
         schema: &str,
         shown: &str,
     ) -> Result<PgConnection> {
-        let mut conn =
-            PgConnection::connect_with(options)
-                .await
-                .map_err(|e| SchemaError::Connect {
+        let mut conn = PgConnection::connect_with(options).await.map_err(|e| {
+            // A server that answers but has no such database is not "unreachable".
+            if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000") {
+                return SchemaError::NoDatabase {
                     target: shown.to_owned(),
-                    message: redact(&e.to_string()).into_owned(),
-                })?;
+                    database: options.get_database().unwrap_or_default().to_owned(),
+                };
+            }
+            SchemaError::Connect {
+                target: shown.to_owned(),
+                message: driver_message(&e),
+            }
+        })?;
         sqlx::raw_sql(&format!(
             "SET search_path TO {}, public; SET client_min_messages TO warning",
             quote_ident(schema)
@@ -181,3 +222,20 @@ impl Database {
 }
 
 pub use ferry_core::sql::{quote_ident, quote_literal};
+
+/// The path of a `sqlite://PATH` or `sqlite:PATH` URL.
+pub fn sqlite_path(url: &str) -> Option<&Path> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(Path::new)
+}
+
+/// A driver error as a person reads it: the database's own message without sqlx's
+/// "error returned from database: " prefix or SQLite's "(code: N)", password masked.
+pub(crate) fn driver_message(e: &sqlx::Error) -> String {
+    let text = match e.as_database_error() {
+        Some(d) => d.message().to_owned(),
+        None => e.to_string(),
+    };
+    redact(&text).into_owned()
+}

@@ -7,11 +7,29 @@ pub enum SchemaError {
     #[error("{}: {reason}", path.display())]
     BadFile { path: PathBuf, reason: String },
 
-    #[error("cannot read {}: {source}", path.display())]
+    // The I/O error is part of the sentence and deliberately not a `source`: a chain
+    // printer would otherwise print it twice.
+    #[error("cannot {op} {}: {error}", path.display())]
     Io {
+        /// `read`, `list`, `create` or `write`.
+        op: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+
+    /// The SQLite argument is missing (for a command that never creates one), not a file,
+    /// or not SQLite.
+    #[error(transparent)]
+    SqliteFile(#[from] ferry_core::sqlite_file::SqliteFileError),
+
+    #[error("cannot create SQLite file {}: the folder {} does not exist", path.display(), folder.display())]
+    NoFolder { path: PathBuf, folder: PathBuf },
+
+    #[error("SQLite file {target} stayed locked by another connection for {seconds} s; stop the program writing to it (the application, or another ferry run) and try again")]
+    SqliteLocked { target: String, seconds: u64 },
+
+    #[error("PostgreSQL at {target} has no database named \"{database}\"; create it (createdb {database}) or name an existing one")]
+    NoDatabase { target: String, database: String },
 
     #[error("version {version} is defined twice: {first} and {second}")]
     DuplicateVersion {
@@ -83,9 +101,31 @@ impl SchemaError {
     pub fn db(context: impl Into<String>, err: sqlx::Error) -> Self {
         Self::Database {
             context: context.into(),
-            message: ferry_core::redact::redact(&err.to_string()).into_owned(),
+            message: crate::db::driver_message(&err),
         }
     }
 }
 
 pub type Result<T, E = SchemaError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_cause_is_printed_once() {
+        let err = SchemaError::Io {
+            op: "read",
+            path: "m/0001_a.up.sql".into(),
+            error: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read m/0001_a.up.sql: {}",
+                std::io::Error::from(std::io::ErrorKind::NotFound)
+            )
+        );
+    }
+}

@@ -8,6 +8,11 @@
 //! ledger row that blocks every later run until [`Migrator::repair`]. Checksums are over
 //! normalised text, so line endings never look like drift.
 //!
+//! [`Database::connect`] creates a missing SQLite file (for `up`); [`Database::connect_existing`]
+//! never does (for everything that only reads). A file that is not SQLite, a missing folder, a
+//! missing PostgreSQL database and a SQLite file locked past the busy timeout are each one
+//! sentence naming it; waiting on a lock is said after a second, with the file.
+//!
 //! ```no_run
 //! # async fn start() -> Result<(), ferry_schema::SchemaError> {
 //! use ferry_schema::{Database, MigrationSet, migrate_to_head};
@@ -54,8 +59,9 @@ pub fn add(root: &std::path::Path, name: &str) -> Result<Vec<std::path::PathBuf>
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
         let dir = root.join(dialect.dir_name());
         std::fs::create_dir_all(&dir).map_err(|e| SchemaError::Io {
+            op: "create",
             path: dir.clone(),
-            source: e,
+            error: e,
         })?;
         for (suffix, body) in [
             (
@@ -69,8 +75,9 @@ pub fn add(root: &std::path::Path, name: &str) -> Result<Vec<std::path::PathBuf>
         ] {
             let path = dir.join(format!("{version:04}_{name}.{suffix}.sql"));
             std::fs::write(&path, body).map_err(|e| SchemaError::Io {
+                op: "write",
                 path: path.clone(),
-                source: e,
+                error: e,
             })?;
             created.push(path);
         }

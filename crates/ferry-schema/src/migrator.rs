@@ -479,18 +479,29 @@ pub async fn read_ledger(db: &mut Database) -> Result<Vec<AppliedRow>> {
 }
 
 async fn ensure_ledger(db: &mut Database) -> Result<()> {
-    let context = format!("creating {LEDGER_TABLE} in {}", db.describe());
+    let described = db.describe();
     match db {
-        Database::Sqlite { conn, .. } => sqlx::raw_sql(SQLITE_LEDGER).execute(conn).await.map(drop),
+        Database::Sqlite { conn, .. } => {
+            sqlite_write(
+                conn,
+                &described,
+                SQLITE_LEDGER,
+                "creating the migration ledger",
+            )
+            .await
+        }
         Database::Postgres { conn, schema, .. } => {
             let sql = format!(
                 "CREATE SCHEMA IF NOT EXISTS {}; {PG_LEDGER}",
                 quote_ident(schema)
             );
-            sqlx::raw_sql(&sql).execute(conn).await.map(drop)
+            sqlx::raw_sql(&sql)
+                .execute(conn)
+                .await
+                .map(drop)
+                .map_err(|e| SchemaError::db(format!("creating {LEDGER_TABLE} in {described}"), e))
         }
     }
-    .map_err(|e| SchemaError::db(context, e))
 }
 
 async fn delete_row(db: &mut Database, version: i64) -> Result<(), sqlx::Error> {
@@ -530,9 +541,7 @@ async fn apply(db: &mut Database, m: &Migration, direction: Direction) -> Result
     match db {
         Database::Sqlite { conn, .. } => {
             if transactional {
-                begin_immediate(conn)
-                    .await
-                    .map_err(|e| SchemaError::db(context("locking for"), e))?;
+                begin_immediate(conn, &described).await?;
                 match sqlite_done(conn, m.version, direction).await {
                     Ok(true) => {
                         rollback_sqlite(conn).await;
@@ -566,9 +575,7 @@ async fn apply(db: &mut Database, m: &Migration, direction: Direction) -> Result
             } else {
                 // Mark the row dirty first, in its own transaction, so a failure part-way
                 // leaves a trace every later run refuses to go past.
-                begin_immediate(conn)
-                    .await
-                    .map_err(|e| SchemaError::db(context("locking for"), e))?;
+                begin_immediate(conn, &described).await?;
                 let done = sqlite_done(conn, m.version, direction).await;
                 let mark = match done {
                     Ok(true) => {
@@ -655,11 +662,80 @@ fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
-async fn begin_immediate(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(conn)
+/// How long `BEGIN IMMEDIATE` waits quietly before saying that it waits.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
+
+/// Takes SQLite's write lock (`BEGIN IMMEDIATE`), saying so when it has to wait.
+async fn begin_immediate(conn: &mut SqliteConnection, described: &str) -> Result<()> {
+    sqlite_write(
+        conn,
+        described,
+        "BEGIN IMMEDIATE",
+        "locking it for a migration",
+    )
+    .await
+}
+
+/// Runs a statement that needs SQLite's write lock. When another connection holds the
+/// lock, says so (and on which file) after a second, then waits out the rest of the busy
+/// timeout; a lock held past it is an error naming the file.
+async fn sqlite_write(
+    conn: &mut SqliteConnection,
+    described: &str,
+    sql: &str,
+    doing: &str,
+) -> Result<()> {
+    let busy = |e: &sqlx::Error| {
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 5)
+    };
+    let set_timeout = |d: Duration| format!("PRAGMA busy_timeout = {}", d.as_millis());
+    let fail = |e| SchemaError::db(format!("{doing} ({described})"), e);
+    sqlx::raw_sql(&set_timeout(QUIET_WAIT))
+        .execute(&mut *conn)
         .await
-        .map(drop)
+        .map_err(fail)?;
+    let result = match sqlx::raw_sql(sql).execute(&mut *conn).await {
+        Err(e) if busy(&e) => {
+            let rest = crate::db::SQLITE_BUSY_TIMEOUT.saturating_sub(QUIET_WAIT);
+            tracing::warn!(
+                "{described} is locked by another connection (the application, or another ferry run); waiting up to {} s for it",
+                rest.as_secs()
+            );
+            sqlx::raw_sql(&set_timeout(rest))
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            match sqlx::raw_sql(sql).execute(&mut *conn).await {
+                Err(e) if busy(&e) => Err(SchemaError::SqliteLocked {
+                    target: described.to_owned(),
+                    seconds: crate::db::SQLITE_BUSY_TIMEOUT.as_secs(),
+                }),
+                Err(e) => Err(fail(e)),
+                Ok(_) => {
+                    tracing::info!("the lock on {described} was released; going on");
+                    Ok(())
+                }
+            }
+        }
+        Err(e) => Err(fail(e)),
+        Ok(_) => Ok(()),
+    };
+    let restore = sqlx::raw_sql(&set_timeout(crate::db::SQLITE_BUSY_TIMEOUT))
+        .execute(&mut *conn)
+        .await;
+    match (result, restore) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => {
+            if sql == "BEGIN IMMEDIATE" {
+                rollback_sqlite(conn).await;
+            }
+            Err(fail(e))
+        }
+        (Ok(()), Ok(_)) => Ok(()),
+    }
 }
 
 async fn rollback_sqlite(conn: &mut SqliteConnection) {

@@ -40,8 +40,11 @@ impl SnapshotSet {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".snap") {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| SchemaError::Io { path, source: e })?;
+                let text = std::fs::read_to_string(&path).map_err(|e| SchemaError::Io {
+                    op: "read",
+                    path,
+                    error: e,
+                })?;
                 files.push((name, text));
             }
         }
@@ -81,7 +84,8 @@ pub struct SnapshotCheck {
     pub version: i64,
     pub has_snapshot: bool,
     pub equal: bool,
-    /// Lines only in the database (`+`) or only in the snapshot (`-`).
+    /// Lines only in the database (`+`) or only in the snapshot (`-`), each naming the
+    /// object it belongs to: `+table "agents": column "nickname" text`.
     pub diff: Vec<String>,
 }
 
@@ -95,7 +99,7 @@ pub fn compare(snapshots: &SnapshotSet, version: i64, live: &str) -> SnapshotChe
             diff: vec![format!("no reviewed snapshot for version {version}")],
         },
         Some(expected) => {
-            let diff = line_diff(expected.trim_end(), live.trim_end());
+            let diff = line_diff(&qualify(expected.trim_end()), &qualify(live.trim_end()));
             SnapshotCheck {
                 version,
                 has_snapshot: true,
@@ -104,6 +108,26 @@ pub fn compare(snapshots: &SnapshotSet, version: i64, live: &str) -> SnapshotChe
             }
         }
     }
+}
+
+/// A dump with every indented line prefixed by the object it belongs to (`table "a":
+/// column "x" text`), so a drift line on its own still says which table it is about.
+fn qualify(dump: &str) -> String {
+    let mut object = "";
+    let mut out = String::with_capacity(dump.len() * 2);
+    for line in dump.lines() {
+        let body = line.trim_start();
+        if body.len() == line.len() {
+            object = line;
+            out.push_str(line);
+        } else {
+            out.push_str(object);
+            out.push_str(": ");
+            out.push_str(body);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A small LCS line diff: `-` lines of `old` missing from `new`, `+` lines added.
@@ -159,6 +183,18 @@ mod tests {
         assert_eq!(set.get(1), Some("table \"a\"\n"));
         assert_eq!(set.get(0), Some(""));
         assert_eq!(set.get(2), None);
+    }
+
+    #[test]
+    fn drift_lines_name_their_table() {
+        let set = SnapshotSet::from_embedded(&[(
+            "0001.snap",
+            "---\nsource: x.rs\n---\ntable \"a\"\n  column \"id\" integer\ntable \"b\"\n  column \"id\" integer\n",
+        )]);
+        let live = "table \"a\"\n  column \"id\" integer\ntable \"b\"\n  column \"id\" integer\n  column \"extra\" text\n";
+        let check = compare(&set, 1, live);
+        assert!(!check.equal);
+        assert_eq!(check.diff, vec!["+table \"b\": column \"extra\" text"]);
     }
 
     #[test]

@@ -61,22 +61,25 @@ impl MigrationSet {
     /// folder or a README can live beside them).
     pub fn from_dir(dir: &Path) -> Result<Self, SchemaError> {
         let entries = std::fs::read_dir(dir).map_err(|e| SchemaError::Io {
+            op: "list",
             path: dir.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| SchemaError::Io {
+                op: "list",
                 path: dir.to_path_buf(),
-                source: e,
+                error: e,
             })?;
             let path = entry.path();
             if !path.is_file() || path.extension().is_none_or(|e| e != "sql") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).map_err(|e| SchemaError::Io {
+                op: "read",
                 path: path.clone(),
-                source: e,
+                error: e,
             })?;
             let name = path
                 .file_name()

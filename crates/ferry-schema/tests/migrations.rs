@@ -447,3 +447,76 @@ fn add_creates_the_next_pair_for_each_dialect() {
     );
     assert!(ferry_schema::add(root.path(), "Bad Name").is_err());
 }
+
+/// Regression (issue 10, item 2): `migrate status` on a missing file created a 0-byte
+/// database, which every later step then refused.
+#[tokio::test]
+async fn opening_an_existing_database_never_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.sqlite3");
+    let url = format!("sqlite://{}", missing.display());
+    let err = Database::connect_existing(&url, None).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("SQLite file {} does not exist", missing.display())
+    );
+    assert!(!missing.exists(), "nothing was created");
+
+    let notes = dir.path().join("notes.db");
+    std::fs::write(&notes, "these are notes, not a database\n").unwrap();
+    let err = Database::connect_existing(&format!("sqlite://{}", notes.display()), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{} is not a SQLite database: it does not start with SQLite's file header",
+            notes.display()
+        ),
+        "no SQL, no driver prefix"
+    );
+    let err = Database::connect(&format!("sqlite://{}", notes.display()), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is not a SQLite database"),
+        "{err}"
+    );
+
+    let in_missing_folder = dir.path().join("no/such/folder/x.sqlite3");
+    let err = Database::connect(&format!("sqlite://{}", in_missing_folder.display()), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SchemaError::NoFolder { .. }), "{err}");
+
+    // An empty file is an empty database: it opens (and stays empty until `up`).
+    let empty = dir.path().join("empty.sqlite3");
+    std::fs::write(&empty, "").unwrap();
+    let mut db = Database::connect_existing(&format!("sqlite://{}", empty.display()), None)
+        .await
+        .unwrap();
+    let status = Migrator::new(MigrationSet::from_embedded(ferry_migrations::SQLITE).unwrap())
+        .status(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(status.current, 0);
+    db.close().await;
+}
+
+/// Regression (issue 9, item 6): a wrong database name was reported as an unreachable
+/// server.
+#[tokio::test]
+async fn a_database_that_does_not_exist_is_named() {
+    let base = ferry_core::env_vars::test_postgres_url();
+    let end = base.rfind('/').unwrap();
+    let name = format!("ferry_missing_{}", std::process::id());
+    let url = format!("{}/{name}", &base[..end]);
+    let err = Database::connect(&url, Some("s")).await.unwrap_err();
+    assert!(matches!(err, SchemaError::NoDatabase { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("has no database named \"{name}\"")),
+        "{err}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Test and demo support: scratch PostgreSQL databases and schemas that clean up after
-//! themselves, a PostgreSQL server with pgvector ([`pgvector`]), and generators of
-//! realistic fixtures.
+//! themselves, a PostgreSQL server with pgvector ([`pgvector`]), generators of realistic
+//! fixtures, the shared samples acceptance tests read ([`samples::require`]: an absent sample
+//! fails under CI and is counted elsewhere), and the timestamp cases every timestamp grammar of
+//! ferry is checked against ([`timestamps`]).
 //!
 //! Every PostgreSQL test in ferry gets its own database or schema with a unique name, so
 //! tests run in parallel and leave nothing behind. A test never skips itself when the server
@@ -16,6 +18,8 @@
 
 pub mod pg;
 pub mod pgvector;
+pub mod samples;
 pub mod sqlite_gen;
 pub mod store_gen;
 pub mod sync_writer;
+pub mod timestamps;

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ferry_core::sql::quote_ident;
 use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
@@ -89,7 +90,7 @@ impl ScratchDb {
                 ferry_core::redact::redact(&e.to_string())
             )
         });
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("cannot create scratch database {name}: {e}"));
@@ -111,7 +112,10 @@ impl ScratchDb {
 
 impl Drop for ScratchDb {
     fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&self.name)
+        );
         run_detached(sql, self.server.clone());
     }
 }
@@ -128,7 +132,7 @@ impl ScratchSchema {
     pub async fn new(prefix: &str) -> Self {
         let name = unique_name(prefix);
         let mut conn = admin().await;
-        sqlx::query(&format!("CREATE SCHEMA \"{name}\""))
+        sqlx::query(&format!("CREATE SCHEMA {}", quote_ident(&name)))
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("cannot create scratch schema {name}: {e}"));
@@ -141,7 +145,7 @@ impl ScratchSchema {
     /// A connection whose `search_path` is this schema.
     pub async fn connect(&self) -> PgConnection {
         let mut conn = admin().await;
-        sqlx::query(&format!("SET search_path TO \"{}\"", self.name))
+        sqlx::query(&format!("SET search_path TO {}", quote_ident(&self.name)))
             .execute(&mut conn)
             .await
             .expect("set search_path");
@@ -151,7 +155,7 @@ impl ScratchSchema {
 
 impl Drop for ScratchSchema {
     fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(&self.name));
         run_detached(sql, server_url());
     }
 }

@@ -5,34 +5,77 @@ use std::path::PathBuf;
 
 use ferry_core::redact::redact;
 
-#[derive(Debug, thiserror::Error)]
+/// Why a comparison could not be made.
+///
+/// `Display` is written out by hand: a SQLite error is part of the sentence, and it is
+/// deliberately not returned by `source()` as well, so a printer that walks the chain
+/// (`{:#}` in the command line) prints it once.
+#[derive(Debug)]
 pub enum ValidateError {
-    #[error("SQLite file {} does not exist", path.display())]
-    NoSqliteFile { path: PathBuf },
-    #[error("cannot open SQLite file {}: {source}", path.display())]
+    NoSqliteFile {
+        path: PathBuf,
+    },
     OpenSqlite {
         path: PathBuf,
-        #[source]
         source: rusqlite::Error,
     },
-    #[error("while {what} in SQLite file {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
         what: String,
-        #[source]
         source: rusqlite::Error,
     },
-    #[error("cannot connect to PostgreSQL at {url}: {message}")]
-    Connect { url: String, message: String },
-    #[error("while {what} in PostgreSQL: {message}")]
-    Postgres { what: String, message: String },
-    #[error("PostgreSQL schema `{schema}` does not exist")]
-    NoSchema { schema: String },
-    #[error("while {what}: the SQLite reader stopped unexpectedly")]
-    Worker { what: String },
-    #[error("table `{table}` asked for with --table is not in the SQLite file")]
-    UnknownTable { table: String },
+    Connect {
+        url: String,
+        message: String,
+    },
+    Postgres {
+        what: String,
+        message: String,
+    },
+    NoSchema {
+        schema: String,
+    },
+    Worker {
+        what: String,
+    },
+    UnknownTable {
+        table: String,
+    },
 }
+
+impl std::fmt::Display for ValidateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoSqliteFile { path } => {
+                write!(f, "SQLite file {} does not exist", path.display())
+            }
+            Self::OpenSqlite { path, source } => {
+                write!(f, "cannot open SQLite file {}: {source}", path.display())
+            }
+            Self::Sqlite { path, what, source } => write!(
+                f,
+                "while {what} in SQLite file {}: {source}",
+                path.display()
+            ),
+            Self::Connect { url, message } => {
+                write!(f, "cannot connect to PostgreSQL at {url}: {message}")
+            }
+            Self::Postgres { what, message } => {
+                write!(f, "while {what} in PostgreSQL: {message}")
+            }
+            Self::NoSchema { schema } => write!(f, "PostgreSQL schema `{schema}` does not exist"),
+            Self::Worker { what } => {
+                write!(f, "while {what}: the SQLite reader stopped unexpectedly")
+            }
+            Self::UnknownTable { table } => write!(
+                f,
+                "table `{table}` asked for with --table is not in the SQLite file"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ValidateError {}
 
 impl ValidateError {
     /// A PostgreSQL error with the password of any URL or echoed secret masked.

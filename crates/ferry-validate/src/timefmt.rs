@@ -4,6 +4,13 @@
 //! Parsing is exact: a fraction finer than a microsecond is accepted only when the extra
 //! digits are zeros, because PostgreSQL would round them away and that is a loss, not a
 //! representation change.
+//!
+//! This grammar reads everything the transfer's (`ferry_core::pgcopy::timestamp`) reads, as
+//! the same instant, and more: text as PostgreSQL's own input parser accepts it (surrounding
+//! spaces, `24:00`, a leap second, `UTC`, a space before the offset, offset seconds,
+//! `infinity`, a decimal comma). A value the transfer refused never reaches a timestamp
+//! column, so reading more can only match what PostgreSQL would have stored from the text.
+//! The shared cases in `ferry_testkit::timestamps` pin every difference (see the tests).
 
 use crate::decimal::trim_ascii;
 
@@ -199,7 +206,10 @@ impl Cursor<'_> {
         } else if self.peek().is_some_and(|c| c.is_ascii_digit()) {
             m = self.digits(2)?;
         }
-        if h > 15 || m > 59 || sec > 59 {
+        // Up to 23 hours, as the transfer accepts: it converts the offset itself and sends
+        // PostgreSQL the instant, so a text offset beyond PostgreSQL's own ±15:59 still
+        // names a value a timestamp column can hold.
+        if h > 23 || m > 59 || sec > 59 {
             return None;
         }
         Some(sign * (h * 3600 + m * 60 + sec))
@@ -293,6 +303,65 @@ mod tests {
         ] {
             assert_eq!(ts(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn agrees_with_the_shared_cases_or_says_why() {
+        use ferry_testkit::timestamps::{check, Deviation, Meaning};
+        const T: i64 = 1_754_926_864_000_000;
+        let deviations = [
+            Deviation {
+                text: "2025-08-11T10:41:04.7764221-05:00",
+                meaning: Meaning::Invalid,
+                reason: "digits beyond the microsecond cannot be held by PostgreSQL, so a truncated value must show as a difference, never as equal",
+            },
+            Deviation {
+                text: "2025-08-11 24:00:00",
+                meaning: Meaning::Instant(T + 8 * 3_600_000_000 + 18 * 60_000_000 + 56_000_000),
+                reason: "PostgreSQL reads 24:00 as the next midnight",
+            },
+            Deviation {
+                text: "2024-12-31T23:59:60Z",
+                meaning: Meaning::Instant(1_735_689_600_000_000),
+                reason: "PostgreSQL rolls a leap second into the next minute",
+            },
+            Deviation {
+                text: " 2025-08-11T15:41:04Z ",
+                meaning: Meaning::Instant(T),
+                reason: "PostgreSQL ignores surrounding spaces",
+            },
+            Deviation {
+                text: "2025-08-11T15:41:04,5Z",
+                meaning: Meaning::Instant(T + 500_000),
+                reason: "ISO 8601's decimal comma, which the import also reads",
+            },
+            Deviation {
+                text: "2025-08-11T15:41:04 UTC",
+                meaning: Meaning::Instant(T),
+                reason: "PostgreSQL reads the zone name UTC",
+            },
+            Deviation {
+                text: "2025-08-11T17:41:04 +02:00",
+                meaning: Meaning::Instant(T),
+                reason: "PostgreSQL allows a space before the offset",
+            },
+            Deviation {
+                text: "2025-08-11T17:41:04+02:00:00",
+                meaning: Meaning::Instant(T),
+                reason: "PostgreSQL reads offset seconds",
+            },
+            Deviation {
+                text: "infinity",
+                meaning: Meaning::Instant(i64::MAX),
+                reason: "PostgreSQL's special value, compared as itself",
+            },
+        ];
+        let meaning = |text: &str| match parse_timestamp(text.as_bytes(), 0) {
+            None => Meaning::Invalid,
+            Some(micros) => Meaning::Instant(micros),
+        };
+        let problems = check(meaning, &deviations);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 
     #[test]
