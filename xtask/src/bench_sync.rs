@@ -130,7 +130,7 @@ async fn load(file: &Path, url: &str, schema: &str) -> anyhow::Result<TransferPl
             .with_context(|| format!("applying {name}"))?;
     }
     conn.close().await?;
-    let target = ferry_transfer::Target {
+    let target = ferry_transfer::PgTarget {
         url: SecretUrl::new(url),
         schema: schema.into(),
     };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ferry_core::plan::TransferPlan;
 use ferry_core::redact::SecretUrl;
-use ferry_transfer::{execute, plan_derived, Target, TransferOptions};
+use ferry_transfer::{execute, plan_derived, TransferOptions};
 use ferry_validate::{validate, PgTarget, ValidateOptions};
 use futures_util::StreamExt;
 use sqlx::postgres::PgConnection;
@@ -289,7 +289,7 @@ async fn transfer_best(
     runs: u32,
     total_rows: u64,
 ) -> anyhow::Result<(Duration, TransferPlan)> {
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(url),
         schema: SCHEMA.into(),
     };

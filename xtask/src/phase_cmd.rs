@@ -22,6 +22,10 @@ pub struct PhaseArgs {
     /// this reason, which is recorded in the ledger.
     #[arg(long, value_name = "REASON")]
     acknowledge_rejects: Option<String>,
+    /// Phase 3: accept what of the SQLite schema was not carried over (views, triggers,
+    /// CHECKs; listed in the transfer report), for this reason, which is recorded.
+    #[arg(long, value_name = "REASON")]
+    acknowledge: Option<String>,
     /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
     #[arg(long)]
     no_wait: bool,
@@ -66,6 +70,7 @@ pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
         force_reason: if args.force { args.reason } else { None },
         rerun: args.rerun,
         acknowledge_rejects: args.acknowledge_rejects,
+        acknowledge_schema: args.acknowledge,
         wait: wait(args.no_wait),
     };
     match runner.run(phase, &options).await? {

@@ -5,10 +5,13 @@
 //! into tables that already exist (made by migrations), matching columns by name. The plan
 //! is printed with `--plan-only`; plan and report are written as JSON under
 //! `state_dir/reports/`. An unfinished transfer recorded in the target schema (after a
-//! crash or `kill -9`) is continued with its recorded plan.
+//! crash or `kill -9`) is continued with its recorded plan (the library's
+//! `plan_or_resume` decides).
 //!
-//! Exit 0 when every row arrived, 1 when rows were rejected (the rest arrived; the report
-//! lists each with key, column, reason and bytes), 2 on error.
+//! Exit 0 when every row arrived and everything of the schema was carried over (or
+//! acknowledged with `--acknowledge "reason"`); 1 when rows were rejected or a constraint,
+//! default, index, view or trigger was not carried over (the report lists each with its
+//! SQLite text and the reason); 2 on error.
 
 use std::path::PathBuf;
 
@@ -17,7 +20,8 @@ use ferry_core::config::Config;
 use ferry_core::fsutil::{report_path, write_json};
 use ferry_core::plan::PlanMode;
 use ferry_core::redact::SecretUrl;
-use ferry_transfer::{SubMicrosecond, Target, TransferOptions};
+use ferry_transfer::{PgTarget, SubMicrosecond, TransferOptions};
+use serde::Serialize;
 
 use crate::Outcome;
 
@@ -48,6 +52,10 @@ pub struct Args {
     /// instead of rejecting their rows.
     #[arg(long)]
     pub truncate_sub_microseconds: bool,
+    /// Record a person's reason for accepting what the transfer did not carry over (the
+    /// list the report shows); stored in the target schema, read by `validate` and gate 3.
+    #[arg(long, value_name = "REASON")]
+    pub acknowledge: Option<String>,
 }
 
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
@@ -55,7 +63,7 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
     // unreachable one is not retried with a warning per attempt).
     ferry_core::sqlite_file::require(&args.sqlite_file)?;
     crate::ci::ensure_postgres_named(&args.postgres_url, "the POSTGRES_URL argument").await?;
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(args.postgres_url.clone()),
         schema: args
             .schema
@@ -81,49 +89,59 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
     };
     let file = &args.sqlite_file;
 
-    let recorded = if args.plan_only {
-        None
-    } else {
-        ferry_transfer::recorded_run(&target, &opts)
-            .await
-            .with_context(|| format!("reading schema {:?} of {}", target.schema, target.url))?
-    };
-    let plan = match recorded {
-        Some(run) if !run.complete && run.source == ferry_transfer::source_name(file) => {
-            eprintln!(
-                "continuing the unfinished transfer of {} recorded in schema {:?}",
-                run.source, target.schema
-            );
-            run.plan
-        }
-        _ => {
-            eprintln!("profiling {} …", file.display());
-            match mode {
-                PlanMode::Derived => {
-                    ferry_transfer::plan_derived(file, &target.schema, &opts).await?
-                }
-                PlanMode::Managed => ferry_transfer::plan_managed(file, &target, &opts).await?,
-            }
-        }
-    };
-    let plan_file = report_path(&config.state_dir, "transfer-plan", "json")
-        .context("creating the reports directory")?;
-    write_json(&plan_file, &plan).with_context(|| format!("writing {}", plan_file.display()))?;
+    if let Some(reason) = &args.acknowledge {
+        anyhow::ensure!(
+            !reason.trim().is_empty(),
+            "--acknowledge needs a reason a person wrote"
+        );
+    }
     if args.plan_only {
+        eprintln!("profiling {} …", file.display());
+        let plan = match mode {
+            PlanMode::Derived => ferry_transfer::plan_derived(file, &target.schema, &opts).await?,
+            PlanMode::Managed => ferry_transfer::plan_managed(file, &target, &opts).await?,
+        };
+        let plan_file = save(config, "transfer-plan", &plan)?;
         print!("{}", ferry_transfer::plan_text(&plan));
         println!("plan: {}", plan_file.display());
         return Ok(Outcome::Clean);
     }
-    let columns: usize = plan.tables.iter().map(|t| t.columns.len()).sum();
-    eprintln!(
-        "copying {} tables ({columns} columns) into schema {:?} of {} with {} workers; plan: {}",
-        plan.tables.len(),
-        target.schema,
-        target.url,
-        opts.workers,
-        plan_file.display()
-    );
-    let report = ferry_transfer::execute(&plan, &target, &opts).await?;
+    // A finished transfer of this file is only acknowledged, never copied again.
+    let finished = match &args.acknowledge {
+        Some(_) => ferry_transfer::recorded_run(&target, &opts)
+            .await?
+            .is_some_and(|run| run.complete && run.source == ferry_transfer::source_name(file)),
+        None => false,
+    };
+    let copied = if finished {
+        None
+    } else {
+        let planned = ferry_transfer::plan_or_resume(file, &target, mode, &opts).await?;
+        if planned.resumes {
+            eprintln!(
+                "continuing the unfinished transfer of {} recorded in schema {:?}",
+                planned.plan.source, target.schema
+            );
+        } else {
+            eprintln!("profiled {}", file.display());
+        }
+        let plan_file = save(config, "transfer-plan", &planned.plan)?;
+        let columns: usize = planned.plan.tables.iter().map(|t| t.columns.len()).sum();
+        eprintln!(
+            "copying {} tables ({columns} columns) into schema {:?} of {} with {} workers; plan: {}",
+            planned.plan.tables.len(),
+            target.schema,
+            target.url,
+            opts.workers,
+            plan_file.display()
+        );
+        Some(ferry_transfer::execute(&planned.plan, &target, &opts).await?)
+    };
+    let report = match (&args.acknowledge, copied) {
+        (Some(reason), _) => ferry_transfer::acknowledge(&target, reason, &opts).await?,
+        (None, Some(report)) => report,
+        (None, None) => anyhow::bail!("nothing was copied and nothing acknowledged"),
+    };
 
     print!("{}", report.summary_table());
     let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
@@ -159,14 +177,32 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
     for w in &report.warnings {
         println!("warning: {w}");
     }
-    let report_file = report_path(&config.state_dir, "transfer", "json")
-        .context("creating the reports directory")?;
-    write_json(&report_file, &report)
-        .with_context(|| format!("writing {}", report_file.display()))?;
+    if !report.not_carried_over.is_empty() {
+        let open = report.unacknowledged().count();
+        println!(
+            "\n{} objects of the SQLite schema not carried over ({open} not acknowledged):",
+            report.not_carried_over.len()
+        );
+        print!("{}", report.not_carried_over_table(50));
+        if open > 0 {
+            println!(
+                "review them, then record why they may stay behind: `--acknowledge \"reason\"`"
+            );
+        }
+    }
+    let report_file = save(config, "transfer", &report)?;
     println!("report: {}", report_file.display());
     Ok(if report.is_clean() {
         Outcome::Clean
     } else {
         Outcome::Findings
     })
+}
+
+/// Writes a JSON report under `state_dir/reports/`.
+fn save<T: Serialize>(config: &Config, name: &str, value: &T) -> anyhow::Result<PathBuf> {
+    let path =
+        report_path(&config.state_dir, name, "json").context("creating the reports directory")?;
+    write_json(&path, value).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }

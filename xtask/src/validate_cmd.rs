@@ -24,9 +24,14 @@ pub struct Args {
     /// Compare only this SQLite table (repeatable).
     #[arg(long = "table", value_name = "TABLE")]
     pub tables: Vec<String>,
-    /// The transfer plan (JSON) that renamed tables and columns and chose their types.
+    /// The transfer plan (JSON) that renamed tables and columns and chose their types
+    /// (default: the plan the transfer recorded in the target schema, if any).
     #[arg(long, value_name = "PLAN.json")]
     pub plan: Option<PathBuf>,
+    /// Do not use the plan recorded in the target schema: match by name and read values
+    /// by the target columns' types.
+    #[arg(long)]
+    pub ignore_recorded_plan: bool,
     /// Examples of each kind of difference shown per table.
     #[arg(long, default_value_t = 20)]
     pub max_examples: usize,
@@ -80,6 +85,7 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
         timestamps: config.timestamps.clone(),
         max_examples: args.max_examples,
         check_constraints: !args.no_constraints,
+        recorded_plan: !args.ignore_recorded_plan,
         progress: true,
         ..ValidateOptions::default()
     };
@@ -93,13 +99,22 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
     let c = &report.constraints;
     if c.checked {
         println!(
-            "\nconstraints: {} source constraints looked up, {} foreign keys checked for orphans, {} sequences checked, {} NOT VALID foreign keys validated, {} findings",
+            "\nconstraints: {} source constraints looked up ({} CHECKs), {} foreign keys checked for orphans, {} sequences checked, {} NOT VALID foreign keys validated, {} acknowledged as not carried over, {} findings",
             c.source_constraints,
+            c.source_checks,
             c.target_foreign_keys,
             c.sequences,
             c.validated_foreign_keys.len(),
+            c.acknowledged.len(),
             c.findings.len()
         );
+        for note in &c.notes {
+            println!("note: {note}");
+        }
+    }
+    match &report.plan_source {
+        Some(from) => println!("plan: {from}"),
+        None => println!("plan: none; tables and columns matched by name, values read by the target columns' types"),
     }
     let path = ferry_core::fsutil::report_path(&config.state_dir, "validate", "json")
         .with_context(|| {

@@ -79,6 +79,21 @@ pub struct TransferConfig {
     pub chunk_rows: u64,
     /// What happens to TEXT that PostgreSQL `text` cannot hold (invalid UTF-8, NUL).
     pub invalid_text: InvalidTextPolicy,
+    /// How a column mixing INTEGER and TEXT is stored when that is lossless.
+    pub mixed: MixedPolicy,
+}
+
+/// Where a column that mixes INTEGER and TEXT values goes (when no TEXT value spells an
+/// integer, which SQLite's INTEGER affinity guarantees).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixedPolicy {
+    /// `text`: INTEGER as its decimal, TEXT as it is; the type people join on.
+    #[default]
+    Text,
+    /// The `sqlite_value` domain over `jsonb`: one scalar per value, class kept in the
+    /// JSON type.
+    Jsonb,
 }
 
 /// Phase 4: following SQLite's change log into PostgreSQL (`ferry-sync`).
@@ -528,7 +543,12 @@ fn default_values() -> serde_json::Value {
                 "max_file_bytes": 67_108_864,
                 "workers": workers,
             },
-            "transfer": { "workers": workers, "chunk_rows": 50_000, "invalid_text": "reject" },
+            "transfer": {
+                "workers": workers,
+                "chunk_rows": 50_000,
+                "invalid_text": "reject",
+                "mixed": "text",
+            },
             "timestamps": { "naive": "UTC" },
             "sync": {
                 "interval_ms": 500,
@@ -685,7 +705,7 @@ mod tests {
             );
             assert_eq!(
                 err("workers = 3\n"),
-                "config key `workers` from ferry.toml: unknown at the top level; `workers` belongs under `[import]` or `[transfer]`"
+                "config key `workers` from ferry.toml: unknown at the top level; `workers` belongs under `[import]` or `[sync]` or `[transfer]`"
             );
             assert_eq!(
                 err("[sqlite]\ncolour = 3\n"),

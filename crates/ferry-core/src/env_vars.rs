@@ -22,6 +22,7 @@ pub const CONFIG_VARS: &[(&str, &str)] = &[
     ("FERRY_TRANSFER_WORKERS", "transfer.workers"),
     ("FERRY_TRANSFER_CHUNK_ROWS", "transfer.chunk_rows"),
     ("FERRY_TRANSFER_INVALID_TEXT", "transfer.invalid_text"),
+    ("FERRY_TRANSFER_MIXED", "transfer.mixed"),
     ("FERRY_NAIVE_TIMESTAMPS", "timestamps.naive"),
     ("FERRY_SYNC_INTERVAL_MS", "sync.interval_ms"),
     ("FERRY_SYNC_BATCH_CHANGES", "sync.batch_changes"),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ferry_core::config::Config;
 use ferry_core::plan::TransferPlan;
 use ferry_schema::{Database, Migrator};
-use ferry_transfer::{Target, TransferOptions};
+use ferry_transfer::TransferOptions;
 use ferry_validate::{PgTarget, TableDigest, ValidateOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -90,6 +90,9 @@ pub(crate) struct Evidence {
     /// `--acknowledge-rejects`: the reason the rejected rows were accepted.
     #[serde(default)]
     pub rejects_acknowledged: Option<String>,
+    /// `--acknowledge`: the reason what was not carried over of the schema was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_acknowledged: Option<String>,
     #[serde(default)]
     pub validation_report: Option<PathBuf>,
     #[serde(default)]
@@ -144,7 +147,7 @@ impl PhaseModule for Load {
         run.evidence.migrations_applied = ran.iter().map(|r| r.file.clone()).collect();
         run.checkpoint()?;
 
-        let target = Target {
+        let target = PgTarget {
             url: url.clone(),
             schema: schema.clone(),
         };
@@ -155,12 +158,25 @@ impl PhaseModule for Load {
             .map_err(|e| PhaseError::failed("planning the copy into PostgreSQL", e))?;
         run.evidence.plan = Some(save(config, "plan3", &plan)?);
         run.checkpoint()?;
-        let report = match completed_copy(run, &target, &options, &plan).await? {
+        let mut report = match completed_copy(run, &target, &options, &plan).await? {
             Some(report) => report,
             None => ferry_transfer::execute(&plan, &target, &options)
                 .await
                 .map_err(|e| PhaseError::failed("copying SQLite into PostgreSQL", e))?,
         };
+        if let Some(reason) = run
+            .options
+            .acknowledge_schema
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+        {
+            if report.unacknowledged().next().is_some() {
+                report = ferry_transfer::acknowledge(&target, reason, &options)
+                    .await
+                    .map_err(|e| PhaseError::failed("recording the acknowledgement", e))?;
+            }
+            run.evidence.schema_acknowledged = Some(reason.trim().to_owned());
+        }
         let report_path = save(config, "transfer3", &report)?;
         run.evidence.transfer_report = Some(report_path.clone());
         run.evidence.rows_copied = report.tables.iter().map(|t| t.rows).sum();
@@ -234,6 +250,27 @@ impl PhaseModule for Load {
                     t.changed_rows,
                     different.join(", ")
                 )
+            },
+        ));
+        let open: Vec<String> = report
+            .unacknowledged()
+            .map(|n| {
+                let what = if n.name.is_empty() { &n.table } else { &n.name };
+                format!("{} {what} of {} ({})", n.kind.as_str(), n.table, n.reason)
+            })
+            .collect();
+        let accepted = report.not_carried_over.len() - open.len();
+        checks.push(Check::new(
+            "schema carried over",
+            open.is_empty(),
+            match (open.first(), accepted) {
+                (None, 0) => "every table, index, constraint, view and trigger carried over".to_owned(),
+                (None, n) => format!("{n} objects not carried over, each acknowledged; listed in {}", report_path.display()),
+                (Some(first), _) => format!(
+                    "{} objects not carried over (first: {first}); see {}; accept them with `phase 3 --rerun --acknowledge \"reason\"`",
+                    open.len(),
+                    report_path.display()
+                ),
             },
         ));
         let rejects = report.rejected_rows();
@@ -518,7 +555,7 @@ impl PhaseModule for Load {
 /// that the copy runs again from the start. `None`: copy (or resume an unfinished copy).
 async fn completed_copy(
     run: &mut RunCx<'_, Load>,
-    target: &Target,
+    target: &PgTarget,
     options: &TransferOptions,
     plan: &TransferPlan,
 ) -> Result<Option<ferry_transfer::TransferReport>, PhaseError> {

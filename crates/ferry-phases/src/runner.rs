@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub rerun: bool,
     /// Phase 3: rows the transfer rejects are accepted, for this reason (recorded).
     pub acknowledge_rejects: Option<String>,
+    /// Phase 3: what of the SQLite schema could not be carried over (views, triggers,
+    /// CHECKs PostgreSQL refuses) is accepted, for this reason (recorded in the target).
+    pub acknowledge_schema: Option<String>,
     /// What to do when another run holds the state dir.
     pub wait: Wait,
 }

@@ -398,3 +398,86 @@ async fn a_second_runner_refuses_or_waits_while_the_state_dir_is_held() {
         ferry_phases::lock::LockState::Free
     );
 }
+
+/// Gate 3 fails while part of the SQLite schema was not carried over (here a foreign key
+/// PostgreSQL had to leave NOT VALID because of an orphan), naming it; `--acknowledge`
+/// records a person's reason in the target and in the evidence.
+#[tokio::test]
+async fn gate_three_names_what_of_the_schema_was_not_carried_over_until_acknowledged() {
+    use sqlx::Connection;
+    let pg = ferry_testkit::pg::ScratchSchema::new("carried3").await;
+    let s = Scratch::new(pg.name.clone());
+    let runner = Runner::new(s.config());
+    for phase in [Phase::Foundation, Phase::Import] {
+        pass(&runner, phase, &RunOptions::default()).await;
+    }
+    let url = format!("sqlite://{}", s.sqlite().display());
+    let mut lite = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut lite)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO agent_status (agent_id, status, source_path, doc_sha256, doc_size) \
+         VALUES ('Agent-Ghost', 'idle', 'agent_workspaces/Agent-Ghost/status.json', 'x', 0)",
+    )
+    .execute(&mut lite)
+    .await
+    .unwrap();
+    lite.close().await.unwrap();
+
+    // The orphan changed what gate 2 recorded, so phase 3 runs only when forced.
+    let forced = RunOptions {
+        force_reason: Some("an orphan added on purpose".into()),
+        ..RunOptions::default()
+    };
+    let RunResult::Ran { report, .. } = runner.run(Phase::Load, &forced).await.unwrap() else {
+        panic!("phase 3 should have run");
+    };
+    assert!(!report.passed, "{}", report.table());
+    let carried = report
+        .checks
+        .iter()
+        .find(|c| c.name == "schema carried over")
+        .expect("gate 3 has the check");
+    assert!(
+        !carried.passed
+            && carried.detail.contains("agent_status")
+            && carried.detail.contains("--acknowledge"),
+        "{carried:?}"
+    );
+
+    let RunResult::Ran { report, .. } = runner
+        .run(
+            Phase::Load,
+            &RunOptions {
+                acknowledge_schema: Some("the orphan is kept on purpose".into()),
+                rerun: true,
+                ..forced.clone()
+            },
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("phase 3 should have run");
+    };
+    let carried = report
+        .checks
+        .iter()
+        .find(|c| c.name == "schema carried over")
+        .unwrap();
+    assert!(
+        carried.passed && carried.detail.contains("acknowledged"),
+        "{carried:?}"
+    );
+    let entries = runner.ledger().entries().unwrap();
+    let last = entries
+        .iter()
+        .rev()
+        .find(|e| e.phase == Phase::Load)
+        .unwrap();
+    assert_eq!(
+        last.evidence["schema_acknowledged"],
+        "the orphan is kept on purpose"
+    );
+}

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ferry_core::plan::TransferPlan;
 use ferry_core::redact::SecretUrl;
 use ferry_testkit::pg::ScratchSchema;
-use ferry_transfer::{execute, plan_derived, Target, TransferOptions, TransferReport};
+use ferry_transfer::{execute, plan_derived, TransferOptions, TransferReport};
 use ferry_validate::{validate, PgTarget, ValidateOptions, ValidationReport, Verdict};
 
 /// `(table, key)` of the rows each sample is expected to reject, and why; every other row
@@ -51,7 +51,7 @@ fn options() -> TransferOptions {
 
 /// Transfers `file` into the scratch schema, derived mode.
 async fn transfer(file: &Path, schema: &ScratchSchema) -> (TransferPlan, TransferReport) {
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(schema.url.clone()),
         schema: schema.name.clone(),
     };

@@ -19,6 +19,7 @@
 pub mod pg;
 pub mod pgvector;
 pub mod samples;
+pub mod schema_gen;
 pub mod sqlite_gen;
 pub mod store_gen;
 pub mod sync_writer;

@@ -3,19 +3,16 @@
 //! post-data steps. Their names start with `ferry_transfer_`; nothing else in the schema is
 //! ferry's bookkeeping.
 
+use ferry_core::plan::{Acknowledgement, ObjectKind};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
 
 use crate::ident::qualified;
 
-pub const RUNS: &str = "ferry_transfer_runs";
-pub const CHECKPOINTS: &str = "ferry_transfer_checkpoints";
-pub const REJECTS: &str = "ferry_transfer_rejects";
-pub const STEPS: &str = "ferry_transfer_steps";
-
-/// Every bookkeeping table name (reserved when naming target tables).
-pub const TABLES: &[&str] = &[RUNS, CHECKPOINTS, REJECTS, STEPS];
+pub use ferry_core::plan::bookkeeping::{
+    ACKNOWLEDGEMENTS, ALL as TABLES, CHECKPOINTS, REJECTS, RUNS, STEPS,
+};
 
 /// Creates the schema (if missing) and the bookkeeping tables.
 pub async fn ensure(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
@@ -34,6 +31,7 @@ pub async fn ensure(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::E
             started_at timestamptz NOT NULL DEFAULT now(),
             finished_at timestamptz
         );
+        ALTER TABLE {runs} ADD COLUMN IF NOT EXISTS renames jsonb NOT NULL DEFAULT '[]';
         CREATE TABLE IF NOT EXISTS {checkpoints} (
             source_table text NOT NULL,
             lo bigint NOT NULL,
@@ -60,11 +58,25 @@ pub async fn ensure(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::E
             outcome text NOT NULL,
             detail text NOT NULL,
             done_at timestamptz NOT NULL DEFAULT now()
+        );
+        ALTER TABLE {steps}
+            ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS source_table text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS object_name text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS source_text text NOT NULL DEFAULT '';
+        CREATE TABLE IF NOT EXISTS {acks} (
+            object_id text PRIMARY KEY,
+            kind text NOT NULL,
+            source_table text NOT NULL,
+            source_text text NOT NULL,
+            reason text NOT NULL,
+            acknowledged_at timestamptz NOT NULL DEFAULT now()
         );",
         runs = qualified(schema, RUNS),
         checkpoints = qualified(schema, CHECKPOINTS),
         rejects = qualified(schema, REJECTS),
         steps = qualified(schema, STEPS),
+        acks = qualified(schema, ACKNOWLEDGEMENTS),
     );
     crate::pg::exec(conn, &sql).await?;
     Ok(())
@@ -78,6 +90,10 @@ pub struct Run {
     pub plan: serde_json::Value,
     pub status: String,
     pub deferred: Vec<DeferredConstraint>,
+    /// Names of indexes and constraints changed to fit PostgreSQL.
+    pub renames: Vec<ferry_core::plan::Rename>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A constraint taken off a managed table for the copy, to be put back after it.
@@ -104,19 +120,23 @@ pub async fn run_table_exists(conn: &mut PgConnection, schema: &str) -> Result<b
 
 pub async fn load_run(conn: &mut PgConnection, schema: &str) -> Result<Option<Run>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT source, fingerprint, plan, status, deferred FROM {} WHERE id = 1",
+        "SELECT source, fingerprint, plan, status, deferred, renames, started_at, finished_at FROM {} WHERE id = 1",
         qualified(schema, RUNS)
     ))
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|r| {
         let deferred: sqlx::types::Json<Vec<DeferredConstraint>> = r.get("deferred");
+        let renames: sqlx::types::Json<Vec<ferry_core::plan::Rename>> = r.get("renames");
         Run {
             source: r.get("source"),
             fingerprint: r.get("fingerprint"),
             plan: r.get::<sqlx::types::Json<serde_json::Value>, _>("plan").0,
             status: r.get("status"),
             deferred: deferred.0,
+            renames: renames.0,
+            started_at: r.get("started_at"),
+            finished_at: r.get("finished_at"),
         }
     }))
 }
@@ -188,15 +208,115 @@ pub async fn rejects(conn: &mut PgConnection, schema: &str) -> Result<Vec<Reject
         .collect())
 }
 
-/// The finished steps: `(step, outcome, detail)`.
-pub async fn steps(
+/// A post-data step (or an attempt made while creating the tables) as recorded: what it
+/// carries over, and how it ended (`ok`, `failed`, `not_valid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub step: String,
+    pub outcome: String,
+    /// What the step does (when it succeeded) or why it failed.
+    pub detail: String,
+    pub kind: Option<ObjectKind>,
+    pub table: String,
+    pub name: String,
+    /// The SQLite text of what the step carries over.
+    pub text: String,
+}
+
+pub fn kind_name(kind: ObjectKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+pub fn kind_from_name(name: &str) -> Option<ObjectKind> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+/// Records a step's outcome, unless it is recorded already (a resumed run).
+pub async fn record_step(
     conn: &mut PgConnection,
     schema: &str,
-) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT step, outcome, detail FROM {} ORDER BY done_at, step",
+    row: &StepRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO {} (step, outcome, detail, kind, source_table, object_name, source_text) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (step) DO NOTHING",
+        qualified(schema, STEPS)
+    ))
+    .bind(&row.step)
+    .bind(&row.outcome)
+    .bind(&row.detail)
+    .bind(row.kind.map(kind_name).unwrap_or_default())
+    .bind(&row.table)
+    .bind(&row.name)
+    .bind(&row.text)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every recorded step, in the order they finished.
+pub async fn steps(conn: &mut PgConnection, schema: &str) -> Result<Vec<StepRow>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT step, outcome, detail, kind, source_table, object_name, source_text FROM {} ORDER BY done_at, step",
         qualified(schema, STEPS)
     ))
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| StepRow {
+            step: r.get(0),
+            outcome: r.get(1),
+            detail: r.get(2),
+            kind: kind_from_name(r.get::<&str, _>(3)),
+            table: r.get(4),
+            name: r.get(5),
+            text: r.get(6),
+        })
+        .collect())
+}
+
+/// The acknowledgements given, by object id.
+pub async fn acknowledgements(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Vec<(String, Acknowledgement)>, sqlx::Error> {
+    let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(&format!(
+        "SELECT object_id, reason, acknowledged_at FROM {} ORDER BY object_id",
+        qualified(schema, ACKNOWLEDGEMENTS)
+    ))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, reason, at)| (id, Acknowledgement { reason, at }))
+        .collect())
+}
+
+/// Records a person's reason for each object not carried over (once per object: a later
+/// acknowledgement of the same object keeps the first).
+pub async fn acknowledge(
+    conn: &mut PgConnection,
+    schema: &str,
+    items: &[&ferry_core::plan::NotCarriedOver],
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    for item in items {
+        sqlx::query(&format!(
+            "INSERT INTO {} (object_id, kind, source_table, source_text, reason) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (object_id) DO NOTHING",
+            qualified(schema, ACKNOWLEDGEMENTS)
+        ))
+        .bind(&item.id)
+        .bind(kind_name(item.kind))
+        .bind(&item.table)
+        .bind(&item.text)
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

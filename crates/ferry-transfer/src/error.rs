@@ -15,6 +15,8 @@ pub enum TransferError {
         context: String,
         message: String,
     },
+    #[error("{} is not a SQLite database: {why}", path.display())]
+    NotSqlite { path: PathBuf, why: String },
     #[error("while {context} in PostgreSQL {url}: {message}")]
     Postgres {
         url: String,

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use ferry_core::pg::PgTarget;
 use ferry_core::redact::SecretUrl;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -109,22 +110,20 @@ pub async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error>
     sqlx::Executor::execute(conn, sql).await.map(|_| ())
 }
 
-/// Where ferry writes: a server and a schema.
+/// How ferry connects to the [`PgTarget`] it writes: connection options, session settings
+/// and the retry policy.
 #[derive(Debug, Clone)]
-pub struct PgTarget {
+pub struct Connector {
     pub url: SecretUrl,
     pub schema: String,
     options: PgConnectOptions,
     pub retry: RetryPolicy,
 }
 
-impl PgTarget {
-    pub fn new(
-        url: &SecretUrl,
-        schema: &str,
-        retry: RetryPolicy,
-        application_name: &str,
-    ) -> Result<Self> {
+impl Connector {
+    pub fn new(target: &PgTarget, retry: RetryPolicy, application_name: &str) -> Result<Self> {
+        let url = &target.url;
+        let schema = &target.schema;
         let options = PgConnectOptions::from_str(url.expose())
             .map_err(|e| TransferError::Postgres {
                 url: url.to_string(),

@@ -194,8 +194,42 @@ pub fn derive(
             to,
         });
     }
-    for ((table, (stats, rows)), target) in
-        schema.tables.iter().zip(&profiled.stats).zip(table_names)
+    // Each column's own type first, then one type per group of columns joined by foreign keys.
+    let mut chosen: Vec<Vec<(TargetType, String)>> = schema
+        .tables
+        .iter()
+        .zip(&profiled.stats)
+        .map(|(table, (stats, _))| {
+            table
+                .columns
+                .iter()
+                .zip(stats)
+                .map(|(col, stat)| {
+                    if col.synthetic_rowid {
+                        (
+                            TargetType::Bigint,
+                            "the full-text table's rowid, its key".to_owned(),
+                        )
+                    } else {
+                        typemap::choose(&col.declared, stat, opts.invalid_text, opts.mixed)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    crate::unify::foreign_keys(
+        schema,
+        &profiled.stats,
+        &mut chosen,
+        opts.invalid_text,
+        opts.mixed,
+    );
+    for (((table, (stats, rows)), target), chosen) in schema
+        .tables
+        .iter()
+        .zip(&profiled.stats)
+        .zip(table_names)
+        .zip(chosen)
     {
         let (col_names, renamed) =
             allocate_names(table.columns.iter().map(|c| c.name.as_str()), &[]);
@@ -208,18 +242,17 @@ pub fn derive(
             });
         }
         let mut columns = Vec::new();
-        for ((col, stat), target_col) in table.columns.iter().zip(stats).zip(col_names) {
-            let (target_type, mut reason) = if col.synthetic_rowid {
-                (
-                    TargetType::Bigint,
-                    "the full-text table's rowid, its key".to_owned(),
-                )
-            } else {
-                typemap::choose(&col.declared, stat, opts.invalid_text)
-            };
-            if col.generated {
+        for (((col, stat), target_col), (target_type, mut reason)) in
+            table.columns.iter().zip(stats).zip(col_names).zip(chosen)
+        {
+            let generated = table
+                .generated
+                .iter()
+                .find(|g| g.column == col.name)
+                .map(|g| g.text.clone());
+            if generated.is_some() {
                 reason.push_str(
-                    "; a generated column in SQLite: its values are copied, its expression is not",
+                    "; a generated column in SQLite: PostgreSQL computes it from the translated expression (or, when that is refused, holds the copied values and the expression is reported)",
                 );
             }
             if target_type == TargetType::Text && stat.invalid_texts() > 0 {
@@ -238,15 +271,10 @@ pub fn derive(
                 affinity: affinity(&col.declared),
                 target_type,
                 not_null: col.not_null || is_rowid_alias || col.synthetic_rowid,
-                profile: stat.profile.clone(),
+                profile: stat.finished_profile(),
                 reason,
+                generated,
             });
-        }
-        for (col, coll) in &table.collations {
-            plan.warnings.push(format!(
-                "table {:?} column {col:?} uses collation {coll}: PostgreSQL compares it byte for byte, so a UNIQUE or ORDER BY on it may behave differently",
-                table.name
-            ));
         }
         plan.tables.push(TablePlan {
             source: table.name.clone(),
@@ -256,12 +284,6 @@ pub fn derive(
             columns,
             source_rows: *rows,
         });
-    }
-    for trigger in &schema.triggers {
-        plan.warnings.push(format!(
-            "trigger {:?} on table {:?} is not carried over (SQLite trigger bodies are not translated)",
-            trigger.name, trigger.table
-        ));
     }
     plan
 }
@@ -387,8 +409,9 @@ fn managed_table(
             affinity: affinity(&col.declared),
             target_type,
             not_null: tcol.not_null,
-            profile: stat.profile.clone(),
+            profile: stat.finished_profile(),
             reason,
+            generated: None,
         });
     }
     for tcol in target_cols {

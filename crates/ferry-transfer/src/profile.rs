@@ -10,8 +10,8 @@ use crate::error::Result;
 use crate::ident::quote_sqlite;
 use crate::schema::SourceTable;
 use crate::sqlite::SqliteSource;
-use crate::sqltext::Token;
 use crate::{json, timestamp};
+use ferry_core::sqlite_text::Token;
 
 /// What the declared type suggests a column could become, checked against the data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,6 +59,9 @@ pub struct ColumnStats {
     /// INTEGER values that are 0 or 1.
     pub zero_one: u64,
     pub nonfinite_reals: u64,
+    /// The text layout of the timestamps seen: `None` before the first, then the one
+    /// layout they share, or `Some(None)` once two differ.
+    pub layout: Option<Option<String>>,
 }
 
 impl ColumnStats {
@@ -102,6 +105,20 @@ impl ColumnStats {
         self.uuid_ok += o.uuid_ok;
         self.zero_one += o.zero_one;
         self.nonfinite_reals += o.nonfinite_reals;
+        p.texts_like_integer += q.texts_like_integer;
+        self.layout = match (self.layout.take(), &o.layout) {
+            (None, other) => other.clone(),
+            (mine, None) => mine,
+            (Some(a), Some(b)) if a == *b => Some(a),
+            _ => Some(None),
+        };
+    }
+
+    /// The profile, with the shared timestamp layout filled in.
+    pub fn finished_profile(&self) -> ColumnProfile {
+        let mut p = self.profile.clone();
+        p.text_layout = self.layout.clone().flatten();
+        p
     }
 
     fn add(&mut self, cell: Cell<'_>) {
@@ -133,6 +150,9 @@ impl ColumnStats {
                     p.nul_bytes += 1;
                     return;
                 }
+                if spells_integer(b) {
+                    p.texts_like_integer += 1;
+                }
                 let c = self.candidates;
                 if c.time {
                     if let Some(t) = timestamp::parse(b) {
@@ -140,6 +160,12 @@ impl ColumnStats {
                         self.time_with_offset += u64::from(t.offset.is_some());
                         self.time_date_only += u64::from(t.date_only());
                         self.time_beyond_micros += u64::from(t.beyond_micros);
+                        let this = text_layout(b);
+                        self.layout = match self.layout.take() {
+                            None => Some(this),
+                            Some(seen) if seen == this => Some(seen),
+                            Some(_) => Some(None),
+                        };
                     }
                 }
                 if c.json {
@@ -157,6 +183,54 @@ impl ColumnStats {
             }
         }
     }
+}
+
+/// A canonical integer: what SQLite writes for an INTEGER (`-7`, `42`; not `007`, `+1`).
+pub fn spells_integer(b: &[u8]) -> bool {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1)
+        && (b != b"-0")
+        && std::str::from_utf8(b).is_ok_and(|s| s.parse::<i64>().is_ok())
+}
+
+/// The `to_char` pattern that writes this timestamp text back exactly, when there is one:
+/// `YYYY-MM-DD`, then `T` or a space, `HH24:MI`, `:SS`, 1–6 fraction digits, and `Z`.
+pub fn text_layout(b: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.len() == 10 {
+        return Some("YYYY-MM-DD".into());
+    }
+    let sep = match s.as_bytes().get(10)? {
+        b'T' => "\"T\"",
+        b' ' => " ",
+        _ => return None,
+    };
+    let rest = &s[11..];
+    let (rest, zulu) = match rest.strip_suffix('Z') {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    if !rest
+        .bytes()
+        .all(|c| c.is_ascii_digit() || c == b':' || c == b'.')
+    {
+        return None;
+    }
+    let mut out = format!("YYYY-MM-DD{sep}HH24:MI");
+    match rest.len() {
+        5 => {}
+        8 => out.push_str(":SS"),
+        n if n > 9 && n <= 15 && rest.as_bytes()[8] == b'.' => {
+            out.push_str(&format!(":SS.FF{}", n - 9));
+        }
+        _ => return None,
+    }
+    if zulu {
+        out.push_str("\"Z\"");
+    }
+    Some(out)
 }
 
 fn is_uuid(b: &[u8]) -> bool {

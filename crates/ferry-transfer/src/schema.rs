@@ -7,8 +7,9 @@ use std::path::Path;
 use ferry_core::plan::TableKind;
 
 use crate::error::Result;
+use ferry_core::sqlite_text::{self, CheckDef, GeneratedDef, Token};
+
 use crate::sqlite::{IndexColumn, MasterEntry, SqliteSource};
-use crate::sqltext::{self, CheckDef, Token};
 
 /// Source tables whose names start with this are ferry's own bookkeeping: never copied.
 pub const FERRY_PREFIX: &str = "ferry_";
@@ -18,7 +19,9 @@ pub struct SourceSchema {
     pub tables: Vec<SourceTable>,
     pub views: Vec<SourceView>,
     pub triggers: Vec<SourceTrigger>,
-    /// What is not copied, in words.
+    /// Tables whose rows are not copied: `(name, CREATE statement, why)`.
+    pub skipped: Vec<(String, String, String)>,
+    /// What is left out on purpose and loses nothing, in words.
     pub notes: Vec<String>,
 }
 
@@ -38,6 +41,8 @@ pub struct SourceTable {
     pub checks: Vec<CheckDef>,
     /// `(column, collation)` for non-binary collations, which PostgreSQL does not share.
     pub collations: Vec<(String, String)>,
+    /// Generated columns and their expressions.
+    pub generated: Vec<GeneratedDef>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,8 +51,6 @@ pub struct SourceColumn {
     pub declared: String,
     pub not_null: bool,
     pub default: Option<String>,
-    /// A generated column in SQLite: its values are copied, its expression is not.
-    pub generated: bool,
     /// The synthetic `rowid` column of a full-text table.
     pub synthetic_rowid: bool,
 }
@@ -90,6 +93,7 @@ pub struct SourceView {
 pub struct SourceTrigger {
     pub name: String,
     pub table: String,
+    pub sql: String,
 }
 
 const FTS_MODULES: &[&str] = &["fts3", "fts4", "fts5"];
@@ -133,8 +137,10 @@ impl SourceSchema {
                 if FTS_MODULES.contains(&module.as_str()) {
                     TableKind::FullText
                 } else {
-                    out.notes.push(format!(
-                        "virtual table {name:?} (module {module}) is not copied: only full-text tables become plain tables"
+                    out.skipped.push((
+                        name.clone(),
+                        sql.clone(),
+                        format!("a virtual table of module {module}: only full-text tables become plain tables, so its rows are not copied"),
                     ));
                     continue;
                 }
@@ -160,6 +166,7 @@ impl SourceSchema {
                 "trigger" => out.triggers.push(SourceTrigger {
                     name: m.name.clone(),
                     table: m.table.clone(),
+                    sql: m.sql.clone().unwrap_or_default(),
                 }),
                 _ => {}
             }
@@ -173,7 +180,7 @@ impl SourceSchema {
 }
 
 fn virtual_module(sql: &str) -> String {
-    let tokens = sqltext::tokenize(sql);
+    let tokens = sqlite_text::tokenize(sql);
     tokens
         .iter()
         .position(|t| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case("USING")))
@@ -199,7 +206,6 @@ fn read_table(
             declared: "INTEGER".into(),
             not_null: true,
             default: None,
-            generated: false,
             synthetic_rowid: true,
         });
     }
@@ -217,7 +223,6 @@ fn read_table(
             declared: c.declared.clone(),
             not_null: c.not_null,
             default: c.default.clone(),
-            generated: c.hidden == 2 || c.hidden == 3,
             synthetic_rowid: false,
         });
     }
@@ -237,7 +242,7 @@ fn read_table(
     let parsed = if kind == TableKind::FullText {
         Default::default()
     } else {
-        sqltext::parse_create_table(sql)
+        sqlite_text::parse_create_table(sql)
     };
     let mut indexes = Vec::new();
     let mut foreign_keys: Vec<SourceForeignKey> = Vec::new();
@@ -289,5 +294,6 @@ fn read_table(
         foreign_keys,
         checks: parsed.checks,
         collations: parsed.collations,
+        generated: parsed.generated,
     })
 }

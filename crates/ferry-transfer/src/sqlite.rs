@@ -123,8 +123,36 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses a file that is not a SQLite database, with one sentence.
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| TransferError::NotSqlite {
+            path: path.to_owned(),
+            why: format!("it cannot be read ({})", e.kind()),
+        })?;
+    let why = if n == 0 {
+        "the file is empty"
+    } else if n < 16 || &head != SQLITE_HEADER {
+        "it does not start with the SQLite header"
+    } else {
+        return Ok(());
+    };
+    Err(TransferError::NotSqlite {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    })
+}
+
 impl SqliteSource {
-    /// Opens a SQLite file read-only; it must exist.
+    /// Opens a SQLite file read-only; it must exist and be a SQLite database (an empty
+    /// file is not one: SQLite would read it as an empty database and a transfer would
+    /// copy "0 tables").
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(TransferError::Source {
@@ -133,6 +161,7 @@ impl SqliteSource {
                 message: "no such file".into(),
             });
         }
+        check_header(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| TransferError::Source {
             path: path.to_owned(),

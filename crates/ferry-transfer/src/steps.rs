@@ -8,44 +8,25 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnection;
 
-use crate::bookkeeping;
+use crate::bookkeeping::{self, record_step};
 use crate::ddl::{self, Step};
 use crate::error::{clean, Result, TransferError};
-use crate::ident::qualified;
-use crate::pg::{self, classify, describe, ErrorClass, PgTarget};
-
-pub(crate) async fn record_step(
-    conn: &mut PgConnection,
-    table: &str,
-    step: &str,
-    outcome: &str,
-    detail: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("INSERT INTO {table} (step, outcome, detail) VALUES ($1, $2, $3) ON CONFLICT (step) DO NOTHING"))
-        .bind(step)
-        .bind(outcome)
-        .bind(detail)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+use crate::pg::{self, classify, describe, Connector, ErrorClass};
 
 /// Runs the steps not yet recorded, stage by stage; steps of a stage in parallel (views in
 /// rounds, so a view that needs another is retried once that one exists).
 pub(crate) async fn run_steps(
-    pg: &PgTarget,
+    pg: &Connector,
     control: &mut PgConnection,
     steps: Vec<Step>,
     workers: usize,
     pause: Option<Duration>,
 ) -> Result<()> {
     let steps = ddl::schedule(steps);
-    let done: HashSet<String> = bookkeeping::steps(control, &pg.schema)
+    let recorded = bookkeeping::steps(control, &pg.schema)
         .await
-        .map_err(|e| pg.err("reading the finished steps", &e))?
-        .into_iter()
-        .map(|(s, _, _)| s)
-        .collect();
+        .map_err(|e| pg.err("reading the finished steps", &e))?;
+    let done: HashSet<String> = recorded.iter().map(|s| s.step.clone()).collect();
     let mut stages: Vec<u8> = steps.iter().map(|s| s.stage).collect();
     stages.sort_unstable();
     stages.dedup();
@@ -58,7 +39,7 @@ pub(crate) async fn run_steps(
         if todo.is_empty() {
             continue;
         }
-        if stage == ddl::STAGE_VIEWS {
+        if stage >= ddl::STAGE_VIEWS {
             let mut left = todo;
             loop {
                 let mut next = Vec::new();
@@ -94,14 +75,14 @@ pub(crate) async fn run_steps(
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                     let Some(step) = next else { break };
                     if let Err(e) = run_step(&pg, &mut conn, &step, true).await {
-                        PgTarget::close(conn).await;
+                        Connector::close(conn).await;
                         return Err(e);
                     }
                     if let Some(p) = pause {
                         tokio::time::sleep(p).await;
                     }
                 }
-                PgTarget::close(conn).await;
+                Connector::close(conn).await;
                 Ok(())
             });
         }
@@ -120,7 +101,7 @@ pub(crate) async fn run_steps(
 /// Runs one step in a transaction with its record. Returns whether it succeeded; a failure
 /// is recorded only when `record_failure` (views are retried before that).
 pub(crate) fn run_step<'a>(
-    pg: &'a PgTarget,
+    pg: &'a Connector,
     conn: &'a mut PgConnection,
     step: &'a Step,
     record_failure: bool,
@@ -129,30 +110,23 @@ pub(crate) fn run_step<'a>(
 }
 
 async fn run_step_body(
-    pg: &PgTarget,
+    pg: &Connector,
     conn: &mut PgConnection,
     step: &Step,
     record_failure: bool,
 ) -> Result<bool> {
-    let table = qualified(&pg.schema, bookkeeping::STEPS);
     if let Some(problem) = &step.problem {
         if record_failure {
-            record_step(
-                conn,
-                &table,
-                &step.id,
-                "failed",
-                &format!("{}: {problem}", step.what),
-            )
-            .await
-            .map_err(|e| pg.err("recording a step", &e))?;
+            record_step(conn, &pg.schema, &step.row("failed", problem))
+                .await
+                .map_err(|e| pg.err("recording a step", &e))?;
         }
         return Ok(false);
     }
     let mut attempt = 1;
     let started = Instant::now();
     loop {
-        let res = run_statements(conn, &table, step).await;
+        let res = run_statements(conn, &pg.schema, step).await;
         let Err(e) = res else { return Ok(true) };
         if classify(&e) == ErrorClass::Connection {
             if attempt >= pg.retry.attempts {
@@ -176,9 +150,9 @@ async fn run_step_body(
             } else {
                 "failed"
             };
-            let detail = format!("{}: {}", step.what, clean(describe(&e)));
-            tracing::warn!("{detail}");
-            record_step(conn, &table, &step.id, outcome, &detail)
+            let reason = clean(describe(&e));
+            tracing::warn!("{}: {reason}", step.what);
+            record_step(conn, &pg.schema, &step.row(outcome, &reason))
                 .await
                 .map_err(|e| pg.err("recording a step", &e))?;
         }
@@ -188,14 +162,14 @@ async fn run_step_body(
 
 async fn run_statements(
     conn: &mut PgConnection,
-    steps_table: &str,
+    schema: &str,
     step: &Step,
 ) -> Result<(), sqlx::Error> {
     pg::exec(&mut *conn, "BEGIN").await?;
     for sql in &step.sql {
         pg::exec(&mut *conn, sql).await?;
     }
-    record_step(conn, steps_table, &step.id, "ok", &step.what).await?;
+    record_step(conn, schema, &step.row("ok", &step.what)).await?;
     pg::exec(&mut *conn, "COMMIT").await?;
     Ok(())
 }

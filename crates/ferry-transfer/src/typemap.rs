@@ -12,10 +12,11 @@
 //! | only TEXT, declared UUID, all canonical UUIDs | `uuid` |
 //! | only TEXT | `text` (invalid UTF-8 / NUL: rejected rows, or `bytea` by policy) |
 //! | only BLOB | `bytea` |
-//! | several storage classes | `jsonb` scalars ([`TargetType::MixedJsonb`]) |
+//! | INTEGER and TEXT, no TEXT spelling an integer (`transfer.mixed = text`, the default) | `text`: INTEGER as its decimal |
+//! | several storage classes | `jsonb` scalars in the `sqlite_value` domain ([`TargetType::MixedJsonb`]) |
 //! | nothing but NULL | by affinity: INTEGER `bigint`, REAL `double precision`, TEXT `text`, BLOB `bytea`, NUMERIC `numeric` (declared boolean `boolean`, date/time `timestamptz` or `date`) |
 
-use ferry_core::config::InvalidTextPolicy;
+use ferry_core::config::{InvalidTextPolicy, MixedPolicy};
 use ferry_core::plan::TargetType;
 use ferry_core::value::{affinity, Affinity};
 
@@ -26,6 +27,7 @@ pub fn choose(
     declared: &str,
     stats: &ColumnStats,
     invalid_text: InvalidTextPolicy,
+    mixed: MixedPolicy,
 ) -> (TargetType, String) {
     let p = &stats.profile;
     let c = stats.candidates;
@@ -52,6 +54,13 @@ pub fn choose(
         [S::Real] => (TargetType::DoublePrecision, format!("{} REAL, kept bit for bit (never float4)", n(p.reals))),
         [S::Text] => text_type(declared, stats, invalid_text),
         [S::Blob] => (TargetType::Bytea, format!("{} BLOB", n(p.blobs))),
+        [S::Integer, S::Text] if mixed_as_text(stats, mixed) => (
+            TargetType::Text,
+            format!(
+                "mixes INTEGER ({}) and TEXT ({}), and no TEXT spells an integer: text keeps every value, INTEGER as its decimal (transfer.mixed = text)",
+                p.integers, p.texts
+            ),
+        ),
         _ => {
             let names: Vec<String> = classes.iter().map(|c| format!("{c:?}").to_uppercase()).collect();
             let mut reason = format!(
@@ -67,6 +76,15 @@ pub fn choose(
             (TargetType::MixedJsonb, reason)
         }
     }
+}
+
+/// Whether a column of INTEGER and TEXT values can be `text` with every value's class
+/// recoverable: each INTEGER is written as its decimal, so no TEXT may spell one (SQLite's
+/// INTEGER affinity converts such texts already; a column without affinity is checked).
+pub fn mixed_as_text(stats: &ColumnStats, mixed: MixedPolicy) -> bool {
+    mixed == MixedPolicy::Text
+        && stats.profile.texts_like_integer == 0
+        && stats.invalid_texts() == 0
 }
 
 fn text_type(
@@ -193,6 +211,7 @@ mod tests {
     #[test]
     fn data_decides() {
         let r = InvalidTextPolicy::Reject;
+        let choose = |d: &str, s: &ColumnStats, r| choose(d, s, r, MixedPolicy::Jsonb);
         let ints = stats("TINYINT(1)", |s| {
             s.profile.integers = 3;
             s.zero_one = 3;
@@ -237,6 +256,29 @@ mod tests {
         assert_eq!(
             choose("INTEGER_OR_TEXT", &ColumnStats::default(), r).0,
             TargetType::Bigint
+        );
+    }
+
+    #[test]
+    fn integers_and_texts_are_text_when_no_text_spells_an_integer() {
+        let r = InvalidTextPolicy::Reject;
+        let mut codes = stats("INTEGER_OR_TEXT", |s| {
+            s.profile.integers = 3;
+            s.profile.texts = 2;
+        });
+        assert_eq!(
+            choose("INTEGER_OR_TEXT", &codes, r, MixedPolicy::Text).0,
+            TargetType::Text
+        );
+        assert_eq!(
+            choose("INTEGER_OR_TEXT", &codes, r, MixedPolicy::Jsonb).0,
+            TargetType::MixedJsonb
+        );
+        // A STRICT table's ANY column keeps TEXT '7' as TEXT: as text it would read as 7.
+        codes.profile.texts_like_integer = 1;
+        assert_eq!(
+            choose("ANY", &codes, r, MixedPolicy::Text).0,
+            TargetType::MixedJsonb
         );
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use ferry_core::redact::SecretUrl;
 use ferry_testkit::pg::ScratchDb;
-use ferry_transfer::{execute, plan_derived, RetryPolicy, Target, TransferError, TransferOptions};
+use ferry_transfer::{
+    execute, plan_derived, PgTarget, RetryPolicy, TransferError, TransferOptions,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_backends_are_retried_and_nothing_doubles() {
@@ -30,7 +32,7 @@ async fn terminated_backends_are_retried_and_nothing_doubles() {
         },
         ..TransferOptions::default()
     };
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(db.url.clone()),
         schema: "lost".into(),
     };
@@ -85,7 +87,7 @@ async fn a_dead_server_is_a_clear_error_after_the_retries() {
         },
         ..TransferOptions::default()
     };
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new("postgres://ferry:Sup3r-Secret-pw@127.0.0.1:1/nowhere"),
         schema: "x".into(),
     };

@@ -4,11 +4,11 @@
 mod common;
 
 use ferry_core::config::InvalidTextPolicy;
-use ferry_core::plan::{TableKind, TargetType};
+use ferry_core::plan::{ObjectKind, TableKind, TargetType};
 use ferry_core::redact::SecretUrl;
 use ferry_testkit::pg::ScratchDb;
 use ferry_testkit::sqlite_gen;
-use ferry_transfer::{execute, plan_derived, Target, TransferOptions};
+use ferry_transfer::{execute, plan_derived, PgTarget, TransferOptions};
 
 fn options() -> TransferOptions {
     TransferOptions {
@@ -25,7 +25,7 @@ async fn hostile_file_keeps_every_cell_and_constraint() {
     let path = dir.path().join("hostile.sqlite");
     let facts = sqlite_gen::hostile(&path).unwrap();
     let db = ScratchDb::new("fidelity").await;
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(db.url.clone()),
         schema: "Hostile Schema".into(),
     };
@@ -72,8 +72,8 @@ async fn hostile_file_keeps_every_cell_and_constraint() {
     );
     assert_eq!(
         col("user", "flags").target_type,
-        TargetType::MixedJsonb,
-        "INTEGER_OR_TEXT holding both"
+        TargetType::Text,
+        "INTEGER_OR_TEXT holding integers and texts that spell none: text (transfer.mixed = text)"
     );
     assert_eq!(col("flags", "enabled").target_type, TargetType::Boolean);
     assert_eq!(
@@ -104,11 +104,6 @@ async fn hostile_file_keeps_every_cell_and_constraint() {
     assert!(
         plan.table("docs_data").is_none() && plan.table("docs_idx").is_none(),
         "FTS shadow tables are not copied"
-    );
-    assert!(
-        plan.warnings.iter().any(|w| w.contains("user_touch")),
-        "triggers are reported: {:?}",
-        plan.warnings
     );
 
     // Names over 63 bytes: shortened, distinct, reported.
@@ -227,23 +222,56 @@ async fn hostile_file_keeps_every_cell_and_constraint() {
     .unwrap();
     assert_eq!(gin, 1);
 
-    // Views: the simple one translated, the other reported; defaults translated or reported.
+    // Views translated, typeof() on the mixed column included; what is not carried over is
+    // listed with its SQLite text and reason, and keeps the report from being clean.
     let view_rows: i64 =
         sqlx::query_scalar(r#"SELECT count(*) FROM "Hostile Schema"."big orders""#)
             .fetch_one(&mut conn)
             .await
-            .unwrap_or_else(|e| panic!("{e}: {:#?}", report.warnings));
+            .unwrap_or_else(|e| panic!("{e}: {:#?}", report.not_carried_over));
     assert_eq!(view_rows, 240);
+    let mut classes: Vec<String> = sqlx::query_scalar(r#"SELECT t FROM "Hostile Schema".odd"#)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:#?}", report.not_carried_over));
+    classes.sort();
+    let mut expected: Vec<String> = {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let mut st = c.prepare("SELECT t FROM odd").unwrap();
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    expected.sort();
+    assert_eq!(
+        classes, expected,
+        "typeof() of every mixed value, as SQLite says"
+    );
+    let not_carried = |kind: ObjectKind, text: &str| {
+        report
+            .not_carried_over
+            .iter()
+            .any(|n| n.kind == kind && n.text.contains(text) && !n.reason.is_empty())
+    };
     assert!(
-        report.warnings.iter().any(|w| w.contains("view \"odd\"")),
+        not_carried(ObjectKind::Trigger, "user_touch"),
         "{:#?}",
-        report.warnings
+        report.not_carried_over
     );
     assert!(
-        report.warnings.iter().any(|w| w.contains("abs(random())")),
+        not_carried(ObjectKind::Default, "abs(random())"),
         "{:#?}",
-        report.warnings
+        report.not_carried_over
     );
+    assert!(
+        not_carried(ObjectKind::Collation, "CamelColumn COLLATE NOCASE"),
+        "{:#?}",
+        report.not_carried_over
+    );
+    assert!(report.unacknowledged().count() >= 3);
     let stamp_default: Option<String> = sqlx::query_scalar(
         "SELECT column_default FROM information_schema.columns WHERE table_schema = 'Hostile Schema' AND table_name = 'user' AND column_name = 'stamp'",
     )
@@ -268,7 +296,7 @@ async fn invalid_text_kept_as_bytea_when_configured() {
     let path = dir.path().join("hostile.sqlite");
     sqlite_gen::hostile(&path).unwrap();
     let db = ScratchDb::new("fidelity_bytea").await;
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(db.url.clone()),
         schema: "bytes".into(),
     };

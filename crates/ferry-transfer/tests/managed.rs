@@ -11,7 +11,7 @@ use ferry_core::plan::{PlanMode, TargetType};
 use ferry_core::redact::SecretUrl;
 use ferry_testkit::pg::ScratchSchema;
 use ferry_testkit::sqlite_gen;
-use ferry_transfer::{execute, plan_managed, SubMicrosecond, Target, TransferOptions};
+use ferry_transfer::{execute, plan_managed, PgTarget, SubMicrosecond, TransferOptions};
 use sqlx::Executor;
 
 fn sqlite_store(dir: &Path) -> std::path::PathBuf {
@@ -102,7 +102,7 @@ async fn managed_copy_into_ferrys_schema_keeps_every_cell() {
     let schema = migrated_schema("managed").await;
     let fks_before = foreign_keys(&schema).await;
     assert!(fks_before.len() >= 10);
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(schema.url.clone()),
         schema: schema.name.clone(),
     };
@@ -205,7 +205,7 @@ async fn managed_truncation_is_listed_and_naive_offset_applies() {
     let dir = tempfile::tempdir().unwrap();
     let path = sqlite_store(dir.path());
     let schema = migrated_schema("managed_trunc").await;
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(schema.url.clone()),
         schema: schema.name.clone(),
     };
@@ -253,7 +253,7 @@ async fn managed_mismatch_names_every_problem() {
     conn.execute("ALTER TABLE agents DROP COLUMN role; DROP TABLE devlogs")
         .await
         .unwrap();
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(schema.url.clone()),
         schema: schema.name.clone(),
     };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ferry_core::redact::SecretUrl;
 use ferry_testkit::pg::ScratchDb;
-use ferry_transfer::{recorded_run, Target, TransferOptions};
+use ferry_transfer::{recorded_run, PgTarget, TransferOptions};
 use sqlx::postgres::PgConnection;
 
 const SCHEMA: &str = "resumed";
@@ -109,7 +109,7 @@ async fn kill_nine_at_several_points_then_resume_exactly_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let target = Target {
+    let target = PgTarget {
         url: SecretUrl::new(db.url.clone()),
         schema: SCHEMA.into(),
     };

@@ -30,8 +30,9 @@ pub enum Domain {
     Boolean,
     /// `boolean` where the plan says so: INTEGER 0/1 and TEXT `0`/`1`/`true`/`false`/`t`/`f`.
     BooleanOrText,
-    /// `text`/`varchar`/`char`: TEXT byte for byte; INTEGER as its decimal; REAL as
-    /// PostgreSQL prints a `float8`.
+    /// `text`/`varchar`/`char`: TEXT byte for byte; INTEGER as its decimal; REAL as its
+    /// shortest exact decimal in positional notation, always with a point (`5.0`, `1e20`
+    /// written out), the documented way a REAL lands in a text column.
     Text,
     /// `bytea`: BLOB byte for byte; TEXT as its bytes.
     Bytes,
@@ -291,7 +292,7 @@ pub(crate) fn encode(domain: Domain, v: &Val<'_>, ctx: Ctx, side: Side, out: &mu
                 true
             }
             Val::Real(x) => {
-                put(out, T_TEXT, pg_float8_text(*x).as_bytes());
+                put(out, T_TEXT, real_text(*x).as_bytes());
                 true
             }
             _ => false,
@@ -521,9 +522,10 @@ pub(crate) fn parse_uuid(t: &[u8]) -> Option<[u8; 16]> {
     (n == 32).then_some(out)
 }
 
-/// A double as PostgreSQL's `float8out` prints it: shortest round-trip digits, scientific
-/// below 1e-4 and from 1e15 on (`1e+15`, `1.5e-07`).
-pub(crate) fn pg_float8_text(x: f64) -> String {
+/// A REAL written as text the documented way (`docs/type-mapping.md`): the shortest
+/// decimal that reads back as the same double, in positional notation and always with a
+/// point; non-finite values by name.
+pub(crate) fn real_text(x: f64) -> String {
     if x.is_nan() {
         return "NaN".into();
     }
@@ -534,21 +536,12 @@ pub(crate) fn pg_float8_text(x: f64) -> String {
             "-Infinity".into()
         };
     }
-    if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..15).contains(&exp) {
-        Dec::parse(sci.as_bytes()).map_or(sci.clone(), |d| d.canonical())
+    // Rust's `Display` for f64 writes the shortest round-trip digits without an exponent.
+    let s = format!("{x}");
+    if s.contains('.') {
+        s
     } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+        format!("{s}.0")
     }
 }
 
@@ -928,17 +921,15 @@ mod tests {
     }
 
     #[test]
-    fn float_text_like_postgres() {
-        assert_eq!(pg_float8_text(1e15), "1e+15");
-        assert_eq!(pg_float8_text(123456789012345.0), "123456789012345");
-        assert_eq!(pg_float8_text(0.0001), "0.0001");
-        assert_eq!(pg_float8_text(0.00001), "1e-05");
-        assert_eq!(pg_float8_text(1.5e-7), "1.5e-07");
-        assert_eq!(
-            pg_float8_text(12345678901234567.0),
-            "1.2345678901234568e+16"
-        );
-        assert_eq!(pg_float8_text(1e300), "1e+300");
+    fn reals_as_text_are_exact_and_positional() {
+        assert_eq!(real_text(1e15), "1000000000000000.0");
+        assert_eq!(real_text(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(real_text(-0.0), "-0.0");
+        assert_eq!(real_text(1.5e-7), "0.00000015");
+        assert_eq!(real_text(f64::INFINITY), "Infinity");
+        for x in [1e300, 5e-324, 0.5585032703121495] {
+            assert_eq!(real_text(x).parse::<f64>().unwrap().to_bits(), x.to_bits());
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Constraint checks: SQLite's own foreign key check; in PostgreSQL, orphan rows for every
 //! foreign key, `VALIDATE CONSTRAINT` for those marked `NOT VALID`, and sequences ahead of
-//! their column; and every NOT NULL, PRIMARY KEY, UNIQUE and FOREIGN KEY of the source
-//! present on the target.
+//! their column; and every NOT NULL, PRIMARY KEY, UNIQUE, FOREIGN KEY and CHECK of the
+//! source present on the target (a CHECK by the comment a derived transfer puts on it, or
+//! acknowledged by a person as not carried over).
 
 use std::collections::BTreeMap;
 
+use ferry_core::plan::check_comment;
 use rusqlite::Connection;
 use sqlx::postgres::PgConnection;
 
@@ -20,6 +22,8 @@ struct SourceConstraints {
     uniques: Vec<(Vec<String>, bool)>,
     /// (from columns, parent table, parent columns — empty for the parent's primary key)
     foreign_keys: Vec<(Vec<String>, String, Vec<String>)>,
+    /// The text of each CHECK, as `ferry_core::sqlite_text::render` writes it.
+    checks: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -41,18 +45,47 @@ struct TargetForeignKey {
     parent_columns: Vec<String>,
 }
 
+#[derive(Debug)]
+struct TargetCheck {
+    table: String,
+    validated: bool,
+    comment: Option<String>,
+}
+
+/// What the constraint checks look at.
+#[derive(Debug)]
+pub(crate) struct Scope<'a> {
+    pub schema: &'a str,
+    pub pairs: &'a [Pair],
+    /// Run `VALIDATE CONSTRAINT` on `NOT VALID` foreign keys without orphans.
+    pub validate_not_valid: bool,
+    /// Look up each source CHECK: `Some(true)` for a derived schema, `Some(false)` for a
+    /// managed one (whose CHECKs its migrations write by hand), `None` when no plan says:
+    /// then only if the schema holds CHECKs a derived transfer carried over.
+    pub checks: Option<bool>,
+    /// `(kind, source table, SQLite text)` a person acknowledged as not carried over.
+    pub acknowledged: &'a [(String, String, String)],
+}
+
+/// The target's side of the constraints.
+#[derive(Debug)]
+struct Target {
+    indexes: Vec<TargetIndex>,
+    foreign_keys: Vec<TargetForeignKey>,
+    checks: Vec<TargetCheck>,
+}
+
 pub(crate) async fn check(
     lite: &SqliteDb,
     conn: &mut PgConnection,
-    schema: &str,
-    pairs: &[Pair],
-    validate_not_valid: bool,
+    scope: Scope<'_>,
 ) -> Result<ConstraintReport, ValidateError> {
     let mut report = ConstraintReport {
         checked: true,
         ..ConstraintReport::default()
     };
-    let compared: Vec<&Pair> = pairs
+    let compared: Vec<&Pair> = scope
+        .pairs
         .iter()
         .filter(|p| p.source.is_some() && p.report.target.is_some())
         .collect();
@@ -86,132 +119,198 @@ pub(crate) async fn check(
             count: n,
         });
     }
-
-    let indexes = target_indexes(conn, schema).await?;
-    let fks = target_foreign_keys(conn, schema).await?;
-
-    // Source constraints present on the target.
+    let target = Target {
+        indexes: target_indexes(conn, scope.schema).await?,
+        foreign_keys: target_foreign_keys(conn, scope.schema).await?,
+        checks: target_checks(conn, scope.schema).await?,
+    };
+    let look_up_checks = match scope.checks {
+        Some(yes) => yes,
+        None => target.checks.iter().any(|c| {
+            c.comment
+                .as_deref()
+                .is_some_and(ferry_core::plan::is_check_comment)
+        }),
+    };
+    if !look_up_checks {
+        report.notes.push(
+            "CHECK constraints were not looked up: the target schema was not derived by a ferry transfer (its CHECKs come from its own migrations)".into(),
+        );
+    }
     for pair in &compared {
-        let (Some(src), Some(target)) = (&pair.source, &pair.report.target) else {
+        if let Some(decl) = pair.source.as_ref().and_then(|s| declared.get(&s.name)) {
+            source_present(&scope, &target, pair, decl, look_up_checks, &mut report);
+        }
+    }
+    let targets: Vec<&str> = compared
+        .iter()
+        .filter_map(|p| p.report.target.as_deref())
+        .collect();
+    target_foreign_keys_hold(conn, &scope, &target, &targets, &mut report).await?;
+    sequences_ahead(conn, scope.schema, &targets, &mut report).await?;
+    Ok(report)
+}
+
+fn finding(table: &str, kind: ConstraintKind, detail: String) -> ConstraintFinding {
+    ConstraintFinding {
+        kind,
+        table: table.to_owned(),
+        detail,
+        count: 0,
+    }
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// Every declared constraint of one source table, looked up on its target table.
+fn source_present(
+    scope: &Scope<'_>,
+    target: &Target,
+    pair: &Pair,
+    decl: &SourceConstraints,
+    look_up_checks: bool,
+    report: &mut ConstraintReport,
+) {
+    not_nulls(pair, report);
+    primary_key(target, pair, report);
+    uniques(target, pair, decl, report);
+    foreign_keys(scope, target, pair, decl, report);
+    if look_up_checks {
+        checks(scope, target, pair, decl, report);
+    }
+}
+
+fn map_columns(pair: &Pair, cols: &[String]) -> Option<Vec<String>> {
+    cols.iter()
+        .map(|c| pair.target_column(c).map(str::to_owned))
+        .collect()
+}
+
+fn not_nulls(pair: &Pair, report: &mut ConstraintReport) {
+    let Some(src) = &pair.source else { return };
+    for col in src.columns.iter().filter(|c| c.not_null) {
+        report.source_constraints += 1;
+        let Some(t) = pair.target_column(&col.name) else {
             continue;
         };
-        let Some(decl) = declared.get(&src.name) else {
-            continue;
-        };
-        let map = |cols: &[String]| -> Option<Vec<String>> {
-            cols.iter()
-                .map(|c| pair.target_column(c).map(str::to_owned))
-                .collect()
-        };
-        let same_set = |a: &[String], b: &[String]| {
-            let mut a = a.to_vec();
-            let mut b = b.to_vec();
-            a.sort();
-            b.sort();
-            a == b
-        };
-        let finding = |kind, detail: String| ConstraintFinding {
-            kind,
-            table: src.name.clone(),
-            detail,
-            count: 0,
-        };
-        for col in src.columns.iter().filter(|c| c.not_null) {
-            report.source_constraints += 1;
-            let Some(t) = pair.target_column(&col.name) else {
-                continue;
-            };
-            if !pair
-                .target_columns
-                .iter()
-                .any(|tc| tc.name == t && tc.not_null)
-            {
-                report.findings.push(finding(
-                    ConstraintKind::MissingNotNull,
-                    format!(
-                        "{} is NOT NULL in SQLite but nullable in PostgreSQL",
-                        col.name
-                    ),
-                ));
-            }
+        if !pair
+            .target_columns
+            .iter()
+            .any(|tc| tc.name == t && tc.not_null)
+        {
+            report.findings.push(finding(
+                &src.name,
+                ConstraintKind::MissingNotNull,
+                format!(
+                    "{} is NOT NULL in SQLite but nullable in PostgreSQL",
+                    col.name
+                ),
+            ));
         }
-        let pk = src.primary_key();
-        if !pk.is_empty() {
-            report.source_constraints += 1;
-            // A primary key of a rowid table that is not its rowid lets NULLs in unless its
-            // columns are declared NOT NULL: it is a UNIQUE constraint, and PostgreSQL's UNIQUE
-            // (which also admits several NULLs) keeps it exactly.
-            let rowid_alias = pk.len() == 1
-                && src
-                    .columns
-                    .iter()
-                    .any(|c| c.name == pk[0] && c.declared.eq_ignore_ascii_case("INTEGER"));
-            let nullable = !rowid_alias && src.columns.iter().any(|c| c.pk > 0 && !c.not_null);
-            let present = map(&pk).is_some_and(|cols| {
-                indexes.iter().any(|i| {
-                    &i.table == target
-                        && (i.primary || (nullable && !i.partial))
-                        && same_set(&i.columns, &cols)
-                })
-            });
-            if !present {
-                report.findings.push(finding(
-                    ConstraintKind::MissingPrimaryKey,
-                    format!(
-                        "PRIMARY KEY ({}) has no equal primary key in PostgreSQL",
-                        pk.join(", ")
-                    ),
-                ));
-            }
+    }
+}
+
+fn primary_key(target: &Target, pair: &Pair, report: &mut ConstraintReport) {
+    let (Some(src), Some(table)) = (&pair.source, &pair.report.target) else {
+        return;
+    };
+    let pk = src.primary_key();
+    if pk.is_empty() {
+        return;
+    }
+    report.source_constraints += 1;
+    // A primary key of a rowid table that is not its rowid lets NULLs in unless its columns
+    // are declared NOT NULL: it is a UNIQUE constraint, and PostgreSQL's UNIQUE (which
+    // also admits several NULLs) keeps it exactly.
+    let rowid_alias = pk.len() == 1
+        && src
+            .columns
+            .iter()
+            .any(|c| c.name == pk[0] && c.declared.eq_ignore_ascii_case("INTEGER"));
+    let nullable = !rowid_alias && src.columns.iter().any(|c| c.pk > 0 && !c.not_null);
+    let present = map_columns(pair, &pk).is_some_and(|cols| {
+        target.indexes.iter().any(|i| {
+            &i.table == table
+                && (i.primary || (nullable && !i.partial))
+                && same_set(&i.columns, &cols)
+        })
+    });
+    if !present {
+        report.findings.push(finding(
+            &src.name,
+            ConstraintKind::MissingPrimaryKey,
+            format!(
+                "PRIMARY KEY ({}) has no equal primary key in PostgreSQL",
+                pk.join(", ")
+            ),
+        ));
+    }
+}
+
+fn uniques(target: &Target, pair: &Pair, decl: &SourceConstraints, report: &mut ConstraintReport) {
+    let (Some(src), Some(table)) = (&pair.source, &pair.report.target) else {
+        return;
+    };
+    for (cols, partial) in &decl.uniques {
+        report.source_constraints += 1;
+        let present = map_columns(pair, cols).is_some_and(|tcols| {
+            target.indexes.iter().any(|i| {
+                &i.table == table && (*partial || !i.partial) && same_set(&i.columns, &tcols)
+            })
+        });
+        if !present {
+            report.findings.push(finding(
+                &src.name,
+                ConstraintKind::MissingUnique,
+                format!(
+                    "UNIQUE ({}) has no equal unique index in PostgreSQL",
+                    cols.join(", ")
+                ),
+            ));
         }
-        for (cols, partial) in &decl.uniques {
-            report.source_constraints += 1;
-            let present = map(cols).is_some_and(|tcols| {
-                indexes.iter().any(|i| {
-                    &i.table == target && (*partial || !i.partial) && same_set(&i.columns, &tcols)
-                })
-            });
-            if !present {
-                report.findings.push(finding(
-                    ConstraintKind::MissingUnique,
-                    format!(
-                        "UNIQUE ({}) has no equal unique index in PostgreSQL",
-                        cols.join(", ")
-                    ),
-                ));
-            }
-        }
-        for (from, parent, to) in &decl.foreign_keys {
-            report.source_constraints += 1;
-            let parent_pair = pairs.iter().find(|p| {
-                p.source
-                    .as_ref()
-                    .is_some_and(|s| s.name.eq_ignore_ascii_case(parent))
-            });
-            let to = if to.is_empty() {
-                parent_pair
-                    .and_then(|p| p.source.as_ref())
-                    .map(|s| s.primary_key())
-                    .unwrap_or_default()
-            } else {
-                to.clone()
-            };
-            let wanted = match (map(from), parent_pair) {
-                (Some(tfrom), Some(pp)) => {
-                    let tto: Option<Vec<String>> = to
-                        .iter()
-                        .map(|c| pp.target_column(c).map(str::to_owned))
-                        .collect();
-                    tto.zip(pp.report.target.clone())
-                        .map(|(tto, tparent)| (tfrom, tparent, tto))
-                }
-                _ => None,
-            };
-            let present = match (wanted, parent_pair) {
-                (Some((tfrom, tparent, tto)), _) => {
+    }
+}
+
+fn foreign_keys(
+    scope: &Scope<'_>,
+    target: &Target,
+    pair: &Pair,
+    decl: &SourceConstraints,
+    report: &mut ConstraintReport,
+) {
+    let (Some(src), Some(table)) = (&pair.source, &pair.report.target) else {
+        return;
+    };
+    for (from, parent, to) in &decl.foreign_keys {
+        report.source_constraints += 1;
+        let parent_pair = scope.pairs.iter().find(|p| {
+            p.source
+                .as_ref()
+                .is_some_and(|s| s.name.eq_ignore_ascii_case(parent))
+        });
+        let to = if to.is_empty() {
+            parent_pair
+                .and_then(|p| p.source.as_ref())
+                .map(|s| s.primary_key())
+                .unwrap_or_default()
+        } else {
+            to.clone()
+        };
+        let present = match parent_pair {
+            Some(pp) => {
+                let wanted = map_columns(pair, from)
+                    .zip(map_columns(pp, &to))
+                    .zip(pp.report.target.clone());
+                wanted.is_some_and(|((tfrom, tto), tparent)| {
                     let mut want: Vec<(String, String)> = tfrom.into_iter().zip(tto).collect();
                     want.sort();
-                    fks.iter().any(|fk| {
+                    target.foreign_keys.iter().any(|fk| {
                         let mut have: Vec<(String, String)> = fk
                             .columns
                             .iter()
@@ -219,47 +318,107 @@ pub(crate) async fn check(
                             .zip(fk.parent_columns.iter().cloned())
                             .collect();
                         have.sort();
-                        &fk.table == target
+                        &fk.table == table
                             && fk.parent == tparent
-                            && fk.parent_schema == schema
+                            && fk.parent_schema == scope.schema
                             && have == want
                     })
-                }
-                // The parent table is not being compared (a --table filter): its target name
-                // and columns are taken to be the source ones, ignoring ASCII case.
-                (None, None) => map(from).is_some_and(|tfrom| {
-                    fks.iter().any(|fk| {
-                        &fk.table == target
-                            && fk.parent.eq_ignore_ascii_case(parent)
-                            && same_set(&fk.columns, &tfrom)
-                            && (to.is_empty()
-                                || (fk.parent_columns.len() == to.len()
-                                    && fk
-                                        .parent_columns
-                                        .iter()
-                                        .zip(&to)
-                                        .all(|(a, b)| a.eq_ignore_ascii_case(b))))
-                    })
-                }),
-                (None, Some(_)) => false,
-            };
-            if !present {
-                report.findings.push(finding(
-                    ConstraintKind::MissingForeignKey,
-                    format!("FOREIGN KEY ({}) REFERENCES {parent} ({}) has no equal foreign key in PostgreSQL", from.join(", "), to.join(", ")),
-                ));
+                })
             }
+            // The parent table is not being compared (a --table filter): its target name
+            // and columns are taken to be the source ones, ignoring ASCII case.
+            None => map_columns(pair, from).is_some_and(|tfrom| {
+                target.foreign_keys.iter().any(|fk| {
+                    &fk.table == table
+                        && fk.parent.eq_ignore_ascii_case(parent)
+                        && same_set(&fk.columns, &tfrom)
+                        && (to.is_empty()
+                            || (fk.parent_columns.len() == to.len()
+                                && fk
+                                    .parent_columns
+                                    .iter()
+                                    .zip(&to)
+                                    .all(|(a, b)| a.eq_ignore_ascii_case(b))))
+                })
+            }),
+        };
+        if !present {
+            report.findings.push(finding(
+                &src.name,
+                ConstraintKind::MissingForeignKey,
+                format!(
+                    "FOREIGN KEY ({}) REFERENCES {parent} ({}) has no equal foreign key in PostgreSQL",
+                    from.join(", "),
+                    to.join(", ")
+                ),
+            ));
         }
     }
+}
 
-    // Orphans and NOT VALID foreign keys on the target.
-    let targets: Vec<&str> = compared
+/// Each source CHECK: a validated CHECK on the target carrying its text in the comment a
+/// derived transfer writes, or a person's acknowledgement that it was not carried over.
+fn checks(
+    scope: &Scope<'_>,
+    target: &Target,
+    pair: &Pair,
+    decl: &SourceConstraints,
+    report: &mut ConstraintReport,
+) {
+    let (Some(src), Some(table)) = (&pair.source, &pair.report.target) else {
+        return;
+    };
+    let mut used = vec![false; target.checks.len()];
+    for text in &decl.checks {
+        report.source_constraints += 1;
+        report.source_checks += 1;
+        let comment = check_comment(text);
+        let found = target.checks.iter().enumerate().position(|(i, c)| {
+            !used[i] && &c.table == table && c.comment.as_deref() == Some(comment.as_str())
+        });
+        match found {
+            Some(i) if target.checks[i].validated => used[i] = true,
+            Some(i) => {
+                used[i] = true;
+                report.findings.push(finding(
+                    &src.name,
+                    ConstraintKind::MissingCheck,
+                    format!("CHECK ({text}) is NOT VALID in PostgreSQL: existing rows violate it"),
+                ));
+            }
+            None if scope
+                .acknowledged
+                .iter()
+                .any(|(kind, t, x)| kind == "check" && t == &src.name && x == text) =>
+            {
+                report
+                    .acknowledged
+                    .push(format!("{}: CHECK ({text})", src.name));
+            }
+            None => report.findings.push(finding(
+                &src.name,
+                ConstraintKind::MissingCheck,
+                format!("CHECK ({text}) has no equal CHECK in PostgreSQL and no acknowledgement"),
+            )),
+        }
+    }
+}
+
+/// Orphans and `NOT VALID` foreign keys on the target.
+async fn target_foreign_keys_hold(
+    conn: &mut PgConnection,
+    scope: &Scope<'_>,
+    target: &Target,
+    targets: &[&str],
+    report: &mut ConstraintReport,
+) -> Result<(), ValidateError> {
+    for fk in target
+        .foreign_keys
         .iter()
-        .filter_map(|p| p.report.target.as_deref())
-        .collect();
-    for fk in fks.iter().filter(|fk| targets.contains(&fk.table.as_str())) {
+        .filter(|fk| targets.contains(&fk.table.as_str()))
+    {
         report.target_foreign_keys += 1;
-        let orphans = count_orphans(conn, schema, fk).await?;
+        let orphans = count_orphans(conn, scope.schema, fk).await?;
         if orphans > 0 {
             report.findings.push(ConstraintFinding {
                 kind: ConstraintKind::TargetOrphans,
@@ -275,42 +434,51 @@ pub(crate) async fn check(
                 count: orphans,
             });
         }
-        if !fk.validated {
-            let outcome = if orphans > 0 {
-                Err("it has orphan rows".to_owned())
-            } else if !validate_not_valid {
-                Err("validation was not asked for".to_owned())
-            } else {
-                let sql = format!(
-                    "ALTER TABLE {}.{} VALIDATE CONSTRAINT {}",
-                    quote_ident(schema),
-                    quote_ident(&fk.table),
-                    quote_ident(&fk.name)
-                );
-                sqlx::query(&sql)
-                    .execute(&mut *conn)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ferry_core::redact::redact(&e.to_string()).into_owned())
-            };
-            match outcome {
-                Ok(()) => report
-                    .validated_foreign_keys
-                    .push(format!("{}.{}", fk.table, fk.name)),
-                Err(why) => report.findings.push(ConstraintFinding {
-                    kind: ConstraintKind::TargetForeignKeyNotValid,
-                    table: fk.table.clone(),
-                    detail: format!(
-                        "foreign key {} is NOT VALID and was not validated: {why}",
-                        fk.name
-                    ),
-                    count: orphans,
-                }),
-            }
+        if fk.validated {
+            continue;
+        }
+        let outcome = if orphans > 0 {
+            Err("it has orphan rows".to_owned())
+        } else if !scope.validate_not_valid {
+            Err("validation was not asked for".to_owned())
+        } else {
+            let sql = format!(
+                "ALTER TABLE {}.{} VALIDATE CONSTRAINT {}",
+                quote_ident(scope.schema),
+                quote_ident(&fk.table),
+                quote_ident(&fk.name)
+            );
+            sqlx::query(&sql)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| ferry_core::redact::redact(&e.to_string()).into_owned())
+        };
+        match outcome {
+            Ok(()) => report
+                .validated_foreign_keys
+                .push(format!("{}.{}", fk.table, fk.name)),
+            Err(why) => report.findings.push(ConstraintFinding {
+                kind: ConstraintKind::TargetForeignKeyNotValid,
+                table: fk.table.clone(),
+                detail: format!(
+                    "foreign key {} is NOT VALID and was not validated: {why}",
+                    fk.name
+                ),
+                count: orphans,
+            }),
         }
     }
+    Ok(())
+}
 
-    // Sequences behind their column.
+/// Identity and serial sequences whose next value is not above their column's maximum.
+async fn sequences_ahead(
+    conn: &mut PgConnection,
+    schema: &str,
+    targets: &[&str],
+    report: &mut ConstraintReport,
+) -> Result<(), ValidateError> {
     for (table, column, seq) in serial_columns(conn, schema).await? {
         if !targets.contains(&table.as_str()) {
             continue;
@@ -356,7 +524,31 @@ pub(crate) async fn check(
             }
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+async fn target_checks(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Vec<TargetCheck>, ValidateError> {
+    let rows: Vec<(String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, con.convalidated, obj_description(con.oid, 'pg_constraint') \
+         FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE con.contype = 'c' AND n.nspname = $1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| ValidateError::pg("reading CHECK constraints", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(table, validated, comment)| TargetCheck {
+            table,
+            validated,
+            comment,
+        })
+        .collect())
 }
 
 type FkCheck = BTreeMap<(String, String), (u64, Vec<String>)>;
@@ -427,6 +619,18 @@ fn source_constraints(c: &Connection, table: &str) -> rusqlite::Result<SourceCon
         }
     }
     out.foreign_keys = by_id.into_values().collect();
+    let sql: Option<String> = c
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap_or(None);
+    out.checks = ferry_core::sqlite_text::parse_create_table(sql.as_deref().unwrap_or(""))
+        .checks
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
     Ok(out)
 }
 

@@ -15,6 +15,10 @@ pub enum ValidateError {
     NoSqliteFile {
         path: PathBuf,
     },
+    NotSqlite {
+        path: PathBuf,
+        why: String,
+    },
     OpenSqlite {
         path: PathBuf,
         source: rusqlite::Error,
@@ -48,6 +52,9 @@ impl std::fmt::Display for ValidateError {
         match self {
             Self::NoSqliteFile { path } => {
                 write!(f, "SQLite file {} does not exist", path.display())
+            }
+            Self::NotSqlite { path, why } => {
+                write!(f, "{} is not a SQLite database: {why}", path.display())
             }
             Self::OpenSqlite { path, source } => {
                 write!(f, "cannot open SQLite file {}: {source}", path.display())

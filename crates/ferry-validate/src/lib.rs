@@ -23,7 +23,13 @@
 //!   values and how many times it occurs.
 //! * **Constraints**: SQLite `foreign_key_check`; orphans and `VALIDATE CONSTRAINT` in
 //!   PostgreSQL; identity/serial sequences ahead of their column; every NOT NULL, PRIMARY KEY,
-//!   UNIQUE and FOREIGN KEY of the source present on the target.
+//!   UNIQUE and FOREIGN KEY of the source present on the target, and in a derived schema
+//!   every CHECK (found by the comment the transfer puts on it) or a person's
+//!   acknowledgement that it was not carried over.
+//! * **Which plan**: the one given; else the one a transfer recorded in the target schema;
+//!   else none — tables and columns are paired by name (or by the shortened form a transfer
+//!   gives names over 63 bytes) and each value is read by its column's type, the mixed-class
+//!   `sqlite_value` domain included.
 //! * **SQLite alone**: [`digest_sqlite`] gives the same per-table digests of one SQLite file,
 //!   so two files, or one file before and after, can be compared.
 //!
@@ -59,7 +65,6 @@ use std::time::Instant;
 use ferry_core::config::TimestampConfig;
 use ferry_core::plan::TransferPlan;
 use ferry_core::progress::Progress;
-use ferry_core::redact::SecretUrl;
 use serde::{Deserialize, Serialize};
 
 pub use canon::{Domain, ENCODING_VERSION};
@@ -73,21 +78,9 @@ pub use rows::TableDigest;
 /// The name of the row hash recorded in reports.
 pub const HASH_NAME: &str = "xxh3-128";
 
-/// The PostgreSQL side: a server URL and the schema holding the tables.
-#[derive(Debug, Clone)]
-pub struct PgTarget {
-    pub url: SecretUrl,
-    pub schema: String,
-}
-
-impl PgTarget {
-    pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
-        PgTarget {
-            url: SecretUrl::new(url),
-            schema: schema.into(),
-        }
-    }
-}
+/// The PostgreSQL side: a server URL and the schema holding the tables (the same type the
+/// transfer writes into).
+pub use ferry_core::pg::PgTarget;
 
 /// What to compare and how.
 #[derive(Debug, Clone)]
@@ -113,6 +106,9 @@ pub struct ValidateOptions {
     /// Source rows per first-pass segment; a differing segment of up to twice as many rows
     /// per side is compared row by row, a larger one is split first.
     pub leaf_rows: u64,
+    /// Without a plan given, use the one a transfer recorded in the target schema's
+    /// bookkeeping (`ferry_transfer_runs`), when there is one.
+    pub recorded_plan: bool,
 }
 
 impl Default for ValidateOptions {
@@ -129,12 +125,15 @@ impl Default for ValidateOptions {
             validate_not_valid_foreign_keys: true,
             progress: false,
             leaf_rows: compare::Tuning::default().leaf_rows,
+            recorded_plan: true,
         }
     }
 }
 
 /// Compares the SQLite file `source` with the tables of `target`, through `plan` when one is
-/// given (renamed tables and columns, converted types), else matching names.
+/// given (renamed tables and columns, converted types), else through the plan a transfer
+/// recorded in the target schema, else by names and the target columns' types (as
+/// `docs/type-mapping.md` documents them).
 pub async fn validate(
     source: &Path,
     target: &PgTarget,
@@ -152,6 +151,21 @@ pub async fn validate(
         });
     }
     pg::begin_snapshot(&mut conn).await?;
+    let recorded = match plan {
+        None if options.recorded_plan => pg::recorded_plan(&mut conn, &target.schema).await?,
+        _ => None,
+    };
+    let plan_source = match (plan, &recorded) {
+        (Some(_), _) => Some("given".to_owned()),
+        (None, Some(_)) => Some(format!(
+            "recorded in {}.{}",
+            target.schema,
+            ferry_core::plan::bookkeeping::RUNS
+        )),
+        (None, None) => None,
+    };
+    let plan = plan.or(recorded.as_ref());
+    let acknowledged = pg::acknowledged(&mut conn, &target.schema).await?;
     let lite_tables = lite.run("reading the schema", sqlite::tables).await?;
     let pg_tables = pg::tables(&mut conn, &target.schema).await?;
     let mut pairs = pairing::pair_tables(
@@ -171,19 +185,75 @@ pub async fn validate(
     let progress = options
         .progress
         .then(|| Progress::new("validate", "rows", None));
-    for pair in &mut pairs {
+    compare_pairs(
+        &lite,
+        &mut conn,
+        &target.schema,
+        &mut pairs,
+        tuning,
+        progress.as_ref(),
+    )
+    .await?;
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    pg::end_snapshot(&mut conn).await?;
+    lite.close().await?;
+    let constraints = if options.check_constraints {
+        constraints::check(
+            &lite,
+            &mut conn,
+            constraints::Scope {
+                schema: &target.schema,
+                pairs: &pairs,
+                validate_not_valid: options.validate_not_valid_foreign_keys,
+                // A managed schema's CHECKs come from its own migrations, written by hand.
+                checks: plan.map(|p| p.mode == ferry_core::plan::PlanMode::Derived),
+                acknowledged: &acknowledged,
+            },
+        )
+        .await?
+    } else {
+        report::ConstraintReport::default()
+    };
+    let tables: Vec<TableReport> = pairs.into_iter().map(|p| p.report).collect();
+    let (totals, equal) = totals(&tables, &constraints);
+    Ok(ValidationReport {
+        ferry_version: ferry_core::FERRY_VERSION.to_owned(),
+        source: source.display().to_string(),
+        target: shown_url,
+        target_schema: target.schema.clone(),
+        plan_used: plan.is_some(),
+        plan_source,
+        hash: HASH_NAME.to_owned(),
+        encoding_version: ENCODING_VERSION,
+        naive_timestamps: options.timestamps.naive.clone(),
+        started_at,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        tables,
+        constraints,
+        totals,
+        equal,
+    })
+}
+
+/// Compares every paired table's rows; a table SQLite cannot read is reported, the others
+/// still compared.
+async fn compare_pairs(
+    lite: &sqlite::SqliteDb,
+    conn: &mut sqlx::postgres::PgConnection,
+    schema: &str,
+    pairs: &mut [pairing::Pair],
+    tuning: compare::Tuning,
+    progress: Option<&Progress>,
+) -> Result<(), ValidateError> {
+    for pair in pairs.iter_mut() {
         let table_started = Instant::now();
         let report = &mut pair.report;
         match (&pair.spec, report.verdict) {
             (Some(spec), _) => {
-                match compare::compare_table(
-                    &lite,
-                    &mut conn,
-                    Arc::clone(spec),
-                    tuning,
-                    progress.as_ref(),
-                )
-                .await
+                match compare::compare_table(lite, &mut *conn, Arc::clone(spec), tuning, progress)
+                    .await
                 {
                     Ok(done) => {
                         report.source_rows = done.source.count;
@@ -214,11 +284,11 @@ pub async fn validate(
                 if let Some(t) = &report.target {
                     let sql = format!(
                         "SELECT count(*) FROM {}.{}",
-                        spec::quote_ident(&target.schema),
+                        spec::quote_ident(schema),
                         spec::quote_ident(t)
                     );
                     let n: i64 = sqlx::query_scalar(&sql)
-                        .fetch_one(&mut conn)
+                        .fetch_one(&mut *conn)
                         .await
                         .map_err(|e| ValidateError::pg(format!("counting the rows of {t}"), e))?;
                     report.target_rows = n.max(0) as u64;
@@ -242,31 +312,18 @@ pub async fn validate(
             "table compared"
         );
     }
-    if let Some(p) = &progress {
-        p.finish();
-    }
-    pg::end_snapshot(&mut conn).await?;
-    lite.close().await?;
-    let constraints = if options.check_constraints {
-        constraints::check(
-            &lite,
-            &mut conn,
-            &target.schema,
-            &pairs,
-            options.validate_not_valid_foreign_keys,
-        )
-        .await?
-    } else {
-        report::ConstraintReport::default()
-    };
-    let tables: Vec<TableReport> = pairs.into_iter().map(|p| p.report).collect();
+    Ok(())
+}
+
+/// Sums over every table, and whether everything is equal.
+fn totals(tables: &[TableReport], constraints: &report::ConstraintReport) -> (Totals, bool) {
     let mut totals = Totals {
         tables: tables.len() as u64,
         constraint_findings: constraints.findings.len() as u64,
         ..Totals::default()
     };
     let mut equal = constraints.findings.is_empty();
-    for t in &tables {
+    for t in tables {
         totals.source_rows += t.source_rows;
         totals.target_rows += t.target_rows;
         if let Some(d) = &t.diff {
@@ -287,22 +344,7 @@ pub async fn validate(
             }
         }
     }
-    Ok(ValidationReport {
-        ferry_version: ferry_core::FERRY_VERSION.to_owned(),
-        source: source.display().to_string(),
-        target: shown_url,
-        target_schema: target.schema.clone(),
-        plan_used: plan.is_some(),
-        hash: HASH_NAME.to_owned(),
-        encoding_version: ENCODING_VERSION,
-        naive_timestamps: options.timestamps.naive.clone(),
-        started_at,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        tables,
-        constraints,
-        totals,
-        equal,
-    })
+    (totals, equal)
 }
 
 /// Per-table digests of one SQLite file, every value in its own storage class.
@@ -374,6 +416,7 @@ pub fn digest_sqlite(path: &Path, options: &DigestOptions) -> Result<SqliteDiges
             path: path.to_owned(),
         });
     }
+    sqlite::check_header(path)?;
     let flags =
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let err = |what: &str| {

@@ -38,16 +38,20 @@ fn is_ferry_table(name: &str) -> bool {
     name.len() >= 6 && name[..6].eq_ignore_ascii_case("ferry_")
 }
 
-/// Exactly, else the one name equal ignoring ASCII case.
+/// Exactly, else the one name equal ignoring ASCII case, else the one name a transfer
+/// gives `want` when it does not fit PostgreSQL's 63 bytes (its prefix and a digest).
 fn find<'a>(names: impl Iterator<Item = &'a str> + Clone, want: &str) -> Option<&'a str> {
-    if let Some(n) = names.clone().find(|n| *n == want) {
-        return Some(n);
+    fn only<'a>(mut it: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+        match (it.next(), it.next()) {
+            (Some(n), None) => Some(n),
+            _ => None,
+        }
     }
-    let mut folded = names.filter(|n| n.eq_ignore_ascii_case(want));
-    match (folded.next(), folded.next()) {
-        (Some(n), None) => Some(n),
-        _ => None,
-    }
+    names
+        .clone()
+        .find(|n| *n == want)
+        .or_else(|| only(names.clone().filter(|n| n.eq_ignore_ascii_case(want))))
+        .or_else(|| only(names.filter(|n| ferry_core::sql::is_allocated_from(want, n))))
 }
 
 pub(crate) async fn pair_tables(
@@ -206,9 +210,9 @@ fn pair_columns(
                     ty.sql(),
                     t.shown
                 ));
-                t.kind.default_domain()
+                t.default_domain()
             }),
-            None => t.kind.default_domain(),
+            None => t.default_domain(),
         };
         cols.push(ColSpec {
             source: s.name.clone(),

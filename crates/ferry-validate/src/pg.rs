@@ -30,6 +30,22 @@ pub(crate) struct PgColumn {
     /// `format_type` of the column.
     pub shown: String,
     pub kind: PgKind,
+    /// The domain the column is declared with, if any (its base type gives `kind`).
+    pub domain: Option<String>,
+}
+
+impl PgColumn {
+    /// The domain of comparison the column's type says, without a plan: the mixed-class
+    /// domain a derived transfer declares is read back as what it holds.
+    pub fn default_domain(&self) -> crate::canon::Domain {
+        if self.kind == PgKind::Jsonb
+            && self.domain.as_deref() == Some(ferry_core::plan::MIXED_DOMAIN)
+        {
+            crate::canon::Domain::Mixed
+        } else {
+            self.kind.default_domain()
+        }
+    }
 }
 
 /// Opens a connection for reading one snapshot of `schema`.
@@ -99,8 +115,11 @@ pub(crate) async fn columns(
     schema: &str,
     table: &str,
 ) -> Result<Vec<PgColumn>, ValidateError> {
-    let rows: Vec<(String, bool, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT a.attname::text, a.attnotnull, format_type(a.atttypid, a.atttypmod), b.typname::text, e.typname::text \
+    // Name, NOT NULL, shown type, base type, array element type, domain.
+    type ColumnRow = (String, bool, String, String, Option<String>, Option<String>);
+    let rows: Vec<ColumnRow> = sqlx::query_as(
+        "SELECT a.attname::text, a.attnotnull, format_type(a.atttypid, a.atttypmod), b.typname::text, e.typname::text, \
+                CASE WHEN t.typtype = 'd' THEN t.typname::text END \
          FROM pg_attribute a \
          JOIN pg_class c ON c.oid = a.attrelid \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -117,13 +136,95 @@ pub(crate) async fn columns(
     .map_err(|e| ValidateError::pg(format!("reading the columns of {schema}.{table}"), e))?;
     Ok(rows
         .into_iter()
-        .map(|(name, not_null, shown, base, elem)| PgColumn {
+        .map(|(name, not_null, shown, base, elem, domain)| PgColumn {
             kind: PgKind::from_names(&base, elem.as_deref()),
             name,
             not_null,
             shown,
+            domain,
         })
         .collect())
+}
+
+/// The transfer plan ferry's bookkeeping records in `schema`, when there is one.
+pub(crate) async fn recorded_plan(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Option<ferry_core::plan::TransferPlan>, ValidateError> {
+    let Some(json) = bookkeeping_value(
+        conn,
+        schema,
+        ferry_core::plan::bookkeeping::RUNS,
+        "plan",
+        "WHERE id = 1",
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    match serde_json::from_value(json) {
+        Ok(plan) => Ok(Some(plan)),
+        Err(e) => {
+            tracing::warn!(
+                schema,
+                "the recorded transfer plan does not read ({e}); comparing by names"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// One jsonb value of a bookkeeping table, when the table exists and has the row.
+async fn bookkeeping_value(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    column: &str,
+    filter: &str,
+) -> Result<Option<serde_json::Value>, ValidateError> {
+    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(&qualified)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| ValidateError::pg("looking for the transfer's bookkeeping", e))?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let v: Option<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(&format!(
+        "SELECT {} FROM {qualified} {filter}",
+        quote_ident(column)
+    ))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| ValidateError::pg("reading the transfer's bookkeeping", e))?;
+    Ok(v.map(|j| j.0))
+}
+
+/// What a person acknowledged as not carried over: `(kind, source table, SQLite text)`.
+pub(crate) async fn acknowledged(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Vec<(String, String, String)>, ValidateError> {
+    let table = format!(
+        "{}.{}",
+        quote_ident(schema),
+        quote_ident(ferry_core::plan::bookkeeping::ACKNOWLEDGEMENTS)
+    );
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| ValidateError::pg("looking for acknowledgements", e))?;
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(&format!(
+        "SELECT kind, source_table, source_text FROM {table}"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| ValidateError::pg("reading acknowledgements", e))
 }
 
 /// Reads the target rows of `req.set`, decoding and encoding each, on this task.

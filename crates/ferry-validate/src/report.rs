@@ -20,6 +20,9 @@ pub struct ValidationReport {
     pub target_schema: String,
     /// Whether a transfer plan mapped the tables and columns (else: by name).
     pub plan_used: bool,
+    /// Where the plan came from: `given`, or `recorded in <schema>.ferry_transfer_runs`.
+    #[serde(default)]
+    pub plan_source: Option<String>,
     /// The hash and canonical encoding behind every digest: digests are comparable only
     /// when these are equal.
     pub hash: String,
@@ -193,9 +196,20 @@ pub struct ConstraintReport {
     pub validated_foreign_keys: Vec<String>,
     /// Identity and serial sequences compared with their column's maximum.
     pub sequences: u64,
-    /// Source NOT NULL / UNIQUE / PRIMARY KEY / FOREIGN KEY constraints looked up on the
-    /// target.
+    /// Source NOT NULL / UNIQUE / PRIMARY KEY / FOREIGN KEY / CHECK constraints looked up
+    /// on the target.
     pub source_constraints: u64,
+    /// Source CHECK constraints looked up (each found by the comment a derived transfer
+    /// puts on it, or acknowledged as not carried over).
+    #[serde(default)]
+    pub source_checks: u64,
+    /// Source constraints absent from the target that a person acknowledged (the
+    /// transfer's `--acknowledge`), with their SQLite text.
+    #[serde(default)]
+    pub acknowledged: Vec<String>,
+    /// What was not checked, and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub findings: Vec<ConstraintFinding>,
 }
 
@@ -225,6 +239,8 @@ pub enum ConstraintKind {
     MissingUnique,
     MissingPrimaryKey,
     MissingForeignKey,
+    /// A source CHECK with no equal validated CHECK on the target, and no acknowledgement.
+    MissingCheck,
 }
 
 /// Sums over every table.

@@ -61,6 +61,7 @@ impl SqliteDb {
                 path: path.to_owned(),
             });
         }
+        check_header(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let open_err = |source| ValidateError::OpenSqlite {
             path: path.to_owned(),
@@ -106,6 +107,30 @@ impl SqliteDb {
         self.run("ending the read transaction", |c| c.execute_batch("COMMIT"))
             .await
     }
+}
+
+/// Refuses a file that is not a SQLite database (an empty file would read as an empty
+/// database and "validate" against nothing).
+pub(crate) fn check_header(path: &Path) -> Result<(), ValidateError> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| ValidateError::NotSqlite {
+            path: path.to_owned(),
+            why: format!("it cannot be read ({})", e.kind()),
+        })?;
+    let why = if n == 0 {
+        "the file is empty"
+    } else if &head != b"SQLite format 3\0" {
+        "it does not start with the SQLite header"
+    } else {
+        return Ok(());
+    };
+    Err(ValidateError::NotSqlite {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    })
 }
 
 /// Ordinary and virtual tables of the main schema; SQLite's own tables and the shadow

@@ -20,6 +20,7 @@ fn column(source: &str, target: &str, declared: &str, target_type: TargetType) -
         not_null: false,
         profile: Default::default(),
         reason: String::new(),
+        generated: None,
     }
 }
 

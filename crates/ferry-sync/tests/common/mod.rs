@@ -13,7 +13,7 @@ use ferry_core::plan::{PlanMode, TransferPlan};
 use ferry_core::redact::SecretUrl;
 use ferry_sync::{SyncOptions, SyncTarget};
 use ferry_testkit::pg::ScratchSchema;
-use ferry_transfer::{Target, TransferOptions};
+use ferry_transfer::{PgTarget as Target, TransferOptions};
 use sqlx::Executor;
 
 /// A SQLite file with ferry's schema and `n` agents' worth of rows, every timestamp one

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ferry_core::config::InvalidTextPolicy;
 use ferry_core::plan::PlanMode;
-use ferry_core::redact::{redact, SecretUrl};
-use ferry_transfer::{Target, TransferOptions};
+use ferry_core::redact::redact;
+use ferry_transfer::{PgTarget, TransferOptions};
 
 fn main() -> ExitCode {
     match run() {
@@ -70,10 +70,7 @@ fn run() -> Result<bool, String> {
             "usage: ferry-transfer SQLITE_FILE POSTGRES_URL --schema NAME [options]".into(),
         );
     };
-    let target = Target {
-        url: SecretUrl::new(url.clone()),
-        schema: schema.ok_or("--schema is required")?,
-    };
+    let target = PgTarget::new(url.clone(), schema.ok_or("--schema is required")?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -106,6 +103,9 @@ fn run() -> Result<bool, String> {
         }
         if !report.rejects.is_empty() {
             println!("{}", report.rejects_table(20));
+        }
+        if !report.not_carried_over.is_empty() {
+            println!("{}", report.not_carried_over_table(20));
         }
         Ok(report.is_clean())
     })

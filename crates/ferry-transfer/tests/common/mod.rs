@@ -603,3 +603,229 @@ pub async fn assert_exact_copy(path: &Path, url: &str, plan: &TransferPlan) {
         );
     }
 }
+
+/// One cell, made comparable across the engines by the PostgreSQL column's type: numbers
+/// by value, booleans as SQLite's 0/1, times as UTC microseconds, text as it is.
+///
+/// Numbers are compared to 12 significant digits: a view's aggregate of REALs is summed in
+/// another order by each engine (SQLite even changed its summation in 3.43), so its last
+/// bits may differ while it means the same; stored values are compared bit for bit by the
+/// validation, not here.
+fn canon_number(x: f64) -> String {
+    let r: f64 = format!("{x:.11e}").parse().unwrap_or(x);
+    if r.fract() == 0.0 && r.abs() < 1e15 {
+        format!("{}", r as i64)
+    } else {
+        format!("{r:.11e}")
+    }
+}
+
+fn canon_time(text: &str) -> String {
+    match ferry_core::pgcopy::timestamp::parse(text.as_bytes()) {
+        Some(t) => t.utc_micros(0).to_string(),
+        None => text.to_owned(),
+    }
+}
+
+fn canon_cell(pg_type: &str, v: &SqlValue) -> String {
+    let pg_type = if pg_type.ends_with("sqlite_value") {
+        "jsonb"
+    } else {
+        pg_type
+    };
+    let numeric = [
+        "smallint",
+        "integer",
+        "bigint",
+        "numeric",
+        "double precision",
+        "real",
+    ]
+    .iter()
+    .any(|t| pg_type.starts_with(t));
+    let time = pg_type.starts_with("timestamp") || pg_type == "date";
+    match v {
+        SqlValue::Null => "NULL".into(),
+        SqlValue::Integer(i) if pg_type == "boolean" => i.to_string(),
+        SqlValue::Integer(i) if numeric || pg_type == "jsonb" => canon_number(*i as f64),
+        SqlValue::Real(x) if numeric || pg_type == "jsonb" => canon_number(*x),
+        SqlValue::Integer(i) => i.to_string(),
+        SqlValue::Real(x) => canon_number(*x),
+        SqlValue::Text(b) => {
+            let s = String::from_utf8_lossy(b).into_owned();
+            if time {
+                canon_time(&s)
+            } else if numeric {
+                s.parse::<f64>().map_or(s, canon_number)
+            } else {
+                s
+            }
+        }
+        SqlValue::Blob(b) => format!("x{}", hex::encode(b)),
+    }
+}
+
+fn canon_pg(pg_type: &str, text: Option<String>) -> String {
+    let Some(s) = text else {
+        return "NULL".into();
+    };
+    let pg_type = if pg_type.ends_with("sqlite_value") {
+        "jsonb"
+    } else {
+        pg_type
+    };
+    match pg_type {
+        "boolean" => if s == "t" || s == "true" { "1" } else { "0" }.into(),
+        "jsonb" => match serde_json::from_str::<serde_json::Value>(&s) {
+            Ok(serde_json::Value::String(x)) => x,
+            Ok(serde_json::Value::Number(n)) => canon_number(n.as_f64().unwrap_or(f64::NAN)),
+            _ => s,
+        },
+        "bytea" => format!("x{}", s.trim_start_matches("\\x")),
+        t if t.starts_with("timestamp") || t == "date" => canon_time(&s),
+        t if [
+            "smallint",
+            "integer",
+            "bigint",
+            "numeric",
+            "double precision",
+            "real",
+        ]
+        .iter()
+        .any(|n| t.starts_with(n)) =>
+        {
+            s.parse::<f64>().map_or(s, canon_number)
+        }
+        _ => s,
+    }
+}
+
+/// Every row of a SQLite query, each value as SQLite holds it.
+pub fn sqlite_query(path: &Path, sql: &str) -> Vec<Vec<SqlValue>> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    use rusqlite::types::ValueRef as V;
+                    Ok(match r.get_ref(i)? {
+                        V::Null => SqlValue::Null,
+                        V::Integer(v) => SqlValue::Integer(v),
+                        V::Real(v) => SqlValue::Real(v),
+                        V::Text(v) => SqlValue::Text(v.to_vec()),
+                        V::Blob(v) => SqlValue::Blob(v.to_vec()),
+                    })
+                })
+                .collect::<Result<Vec<_>, rusqlite::Error>>()
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// Whether a SQLite view and its PostgreSQL translation return the same rows (a multiset,
+/// values compared by meaning; the columns in `unordered` hold `sep`-separated lists whose
+/// order neither engine defines, e.g. `group_concat`).
+pub async fn same_view_rows(
+    path: &Path,
+    conn: &mut PgConnection,
+    schema: &str,
+    view: &str,
+    unordered: &[(usize, char)],
+) -> Result<usize, String> {
+    let rel = format!("{}.{}", ident(schema), ident(view));
+    let cols: Vec<(String, String)> = sqlx::query_as(
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 ORDER BY attnum",
+    )
+    .bind(&rel)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| format!("view {view}: {e}"))?;
+    let select: Vec<String> = cols
+        .iter()
+        .map(|(n, _)| format!("{}::text", ident(n)))
+        .collect();
+    let pg: Vec<PgRow> = sqlx::query(&format!("SELECT {} FROM {rel}", select.join(", ")))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| format!("view {view}: {e}"))?;
+    let fix = |mut row: Vec<String>| {
+        for (i, sep) in unordered {
+            let mut parts: Vec<&str> = row[*i].split(*sep).collect();
+            parts.sort_unstable();
+            row[*i] = parts.join(&sep.to_string());
+        }
+        row
+    };
+    let mut pg_rows: Vec<Vec<String>> = pg
+        .iter()
+        .map(|r| {
+            fix(cols
+                .iter()
+                .enumerate()
+                .map(|(i, (_, t))| canon_pg(t, r.get::<Option<String>, _>(i)))
+                .collect())
+        })
+        .collect();
+    let mut lite_rows: Vec<Vec<String>> =
+        sqlite_query(path, &format!("SELECT * FROM {}", ident(view)))
+            .into_iter()
+            .map(|r| {
+                fix(r
+                    .iter()
+                    .zip(&cols)
+                    .map(|(v, (_, t))| canon_cell(t, v))
+                    .collect())
+            })
+            .collect();
+    pg_rows.sort();
+    lite_rows.sort();
+    if pg_rows == lite_rows {
+        Ok(pg_rows.len())
+    } else {
+        let missing: Vec<&Vec<String>> = lite_rows
+            .iter()
+            .filter(|r| !pg_rows.contains(r))
+            .take(3)
+            .collect();
+        let extra: Vec<&Vec<String>> = pg_rows
+            .iter()
+            .filter(|r| !lite_rows.contains(r))
+            .take(3)
+            .collect();
+        Err(format!(
+            "view {view}: {} rows in SQLite, {} in PostgreSQL; only in SQLite {missing:?}; only in PostgreSQL {extra:?}",
+            lite_rows.len(),
+            pg_rows.len()
+        ))
+    }
+}
+
+/// The SQLSTATE PostgreSQL refuses a statement with, or `None` when it runs.
+pub async fn pg_refusal(conn: &mut PgConnection, sql: &str) -> Option<String> {
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    let res = sqlx::raw_sql(sql).execute(&mut *conn).await;
+    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    match res {
+        Ok(_) => None,
+        Err(e) => Some(
+            e.as_database_error()
+                .and_then(|d| d.code().map(|c| c.into_owned()))
+                .unwrap_or_else(|| format!("not a database error: {e}")),
+        ),
+    }
+}
+
+/// SQLite's refusal of a statement (its message), or `None` when it runs; the file is left
+/// as it was.
+pub fn sqlite_refusal(path: &Path, sql: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON; BEGIN")
+        .unwrap();
+    let res = conn.execute_batch(sql);
+    conn.execute_batch("ROLLBACK").unwrap();
+    res.err().map(|e| e.to_string())
+}
