@@ -144,7 +144,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn regular_files(root: &Path) -> anyhow::Result<(u64, u64)> {
+pub(crate) fn regular_files(root: &Path) -> anyhow::Result<(u64, u64)> {
     let mut files = 0;
     let mut bytes = 0;
     let mut stack = vec![root.to_owned()];

