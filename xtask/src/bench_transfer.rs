@@ -5,6 +5,9 @@
 //!   time, then the same primary keys and indexes, two at a time;
 //! - **ferry**: the release xtask binary as a child process (`transfer`), so its own peak
 //!   RSS is measured;
+//! - **server floor**: what PostgreSQL itself ingests: the rows ferry loaded, written to
+//!   server-side binary COPY files and loaded into a fresh schema two streams at a time, then
+//!   the same keys and indexes (the strongest floor; ferry's target is ≤ 1.2× it);
 //! - **pgloader**, when installed (skipped with a note otherwise).
 //!
 //! Prints each wall time, peak RSS (from `/usr/bin/time`, or `/proc` polling when it is
@@ -146,7 +149,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .execute(&mut admin)
             .await;
     }
-    let (rows, floor, ferry, pgloader) = result?;
+    let (rows, floor, ferry, pgloader, server_floor) = result?;
 
     println!("\ntransfer benchmark: scale {scale}, {rows} rows, {size_mb:.0} MB SQLite file, {workers} ferry workers, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
     let mut t = Table::new([
@@ -171,6 +174,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "floor: sqlite3 | psql \\copy, 2 at a time, + keys/indexes",
         &floor,
     );
+    if let Ok(m) = &server_floor {
+        line(
+            "server floor: binary COPY of server-side files, 2 at a time, + keys/indexes",
+            m,
+        );
+    }
     line("ferry transfer", &ferry);
     if let Some(m) = &pgloader {
         line("pgloader", m);
@@ -180,6 +189,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "ferry / floor: {:.2}x (target <= 1.0x)",
         ferry.seconds / floor.seconds.max(1e-6)
     );
+    match &server_floor {
+        Ok(m) => println!(
+            "ferry / server floor: {:.2}x (target <= 1.2x)",
+            ferry.seconds / m.seconds.max(1e-6)
+        ),
+        Err(why) => println!("server floor: not measured: {why}"),
+    }
     match &pgloader {
         Some(m) if m.status != "ok" => println!(
             "pgloader / ferry: no ratio, pgloader did not finish ({} after {:.1} s, {:.0} MB peak RSS)",
@@ -207,7 +223,13 @@ async fn measure_all(
     server: &str,
     workers: usize,
     [floor_db, ferry_db, pgl_db]: [&String; 3],
-) -> anyhow::Result<(u64, Measured, Measured, Option<Measured>)> {
+) -> anyhow::Result<(
+    u64,
+    Measured,
+    Measured,
+    Option<Measured>,
+    Result<Measured, String>,
+)> {
     let with_db = |db: &str| ferry_testkit::pg::with_database(server, db);
     // The floor's tables get the types ferry chooses, so both load the same columns.
     let opts = ferry_transfer::TransferOptions {
@@ -233,6 +255,11 @@ async fn measure_all(
     if stored != rows {
         bail!("ferry stored {stored} rows of {rows}");
     }
+    settle().await;
+    eprintln!("measuring the server's own ingest (binary COPY from server-side files) …");
+    let server_floor = server_floor(&with_db(ferry_db), &plan)
+        .await
+        .map_err(|e| format!("{e:#}"));
     let pgloader = match have("pgloader") {
         Some(_) if !args.skip_pgloader => {
             settle().await;
@@ -241,7 +268,7 @@ async fn measure_all(
         }
         _ => None,
     };
-    Ok((rows, floor, ferry, pgloader))
+    Ok((rows, floor, ferry, pgloader, server_floor))
 }
 
 async fn count_rows(url: &str, schema: &str, plan: &TransferPlan) -> anyhow::Result<u64> {
@@ -429,6 +456,106 @@ async fn floor(file: &Path, url: &str, plan: &TransferPlan) -> anyhow::Result<Me
         peak_rss_kb: peak,
         status: "ok".into(),
     })
+}
+
+/// What PostgreSQL itself can ingest: the rows ferry loaded (schema `ferry_bench`) are
+/// written to server-side binary COPY files, then loaded into a fresh schema of the same
+/// tables with no keys, two streams at a time, largest first, followed by the same primary
+/// keys and indexes two at a time. Only the load and the keys are timed.
+async fn server_floor(url: &str, plan: &TransferPlan) -> anyhow::Result<Measured> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let files = tempfile::tempdir()?;
+    // The server process writes and reads the files: it must be able to enter the folder.
+    std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o777))?;
+    let file_of = |t: &str| sh(&files.path().join(format!("{t}.bin")).display().to_string());
+    let mut conn = PgConnection::connect(url).await?;
+    let mut ddl = String::from("CREATE SCHEMA server_floor;\n");
+    for t in &plan.tables {
+        let name = q(&t.target);
+        sqlx::raw_sql(&format!(
+            "COPY ferry_bench.{name} TO {} WITH (FORMAT binary)",
+            file_of(&t.target)
+        ))
+        .execute(&mut conn)
+        .await
+        .with_context(|| {
+            format!(
+                "the server cannot write {} (a server on another host or with a private /tmp)",
+                files.path().display()
+            )
+        })?;
+        ddl.push_str(&format!(
+            "CREATE TABLE server_floor.{name} (LIKE ferry_bench.{name});\n"
+        ));
+    }
+    sqlx::raw_sql(&ddl).execute(&mut conn).await?;
+    let _ = sqlx::raw_sql("CHECKPOINT").execute(&mut conn).await;
+    conn.close().await?;
+
+    let mut tables: Vec<_> = plan.tables.iter().collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.source_rows));
+    let loads: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "COPY server_floor.{} FROM {} WITH (FORMAT binary)",
+                q(&t.target),
+                file_of(&t.target)
+            )
+        })
+        .collect();
+    let mut keys: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| !t.primary_key.is_empty())
+        .map(|t| {
+            let cols: Vec<String> = t.primary_key.iter().map(|k| q(k)).collect();
+            format!(
+                "SET maintenance_work_mem = '256MB'; ALTER TABLE server_floor.{} ADD PRIMARY KEY ({})",
+                q(&t.target),
+                cols.join(", ")
+            )
+        })
+        .collect();
+    for (name, table, cols, unique) in BENCH_INDEXES {
+        let cols: Vec<String> = cols.iter().map(|c| q(c)).collect();
+        keys.push(format!(
+            "SET maintenance_work_mem = '256MB'; CREATE {}INDEX {} ON server_floor.{} ({})",
+            if *unique { "UNIQUE " } else { "" },
+            q(name),
+            q(table),
+            cols.join(", ")
+        ));
+    }
+    let started = Instant::now();
+    for batch in [loads, keys] {
+        sql_two_at_a_time(url, batch).await?;
+    }
+    Ok(Measured {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_kb: 0,
+        status: "ok".into(),
+    })
+}
+
+/// Runs the statements on two connections, each taking the next from a shared queue.
+async fn sql_two_at_a_time(url: &str, statements: Vec<String>) -> anyhow::Result<()> {
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(statements));
+    let stream = || async {
+        let mut conn = PgConnection::connect(url).await?;
+        loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some(sql) = next else { break };
+            sqlx::raw_sql(&sql)
+                .execute(&mut conn)
+                .await
+                .with_context(|| sql.chars().take(120).collect::<String>())?;
+        }
+        conn.close().await?;
+        anyhow::Ok(())
+    };
+    let (a, b) = tokio::join!(stream(), stream());
+    a.and(b)
 }
 
 async fn two_at_a_time(jobs: Vec<(String, Vec<PathBuf>)>) -> anyhow::Result<u64> {

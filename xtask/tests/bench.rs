@@ -88,6 +88,7 @@ fn bench_transfer_compares_with_sqlite3_and_psql() {
     );
     assert!(out.contains("floor: sqlite3 | psql"), "{out}");
     assert!(out.contains("ferry / floor:"), "{out}");
+    assert!(out.contains("ferry / server floor:"), "{out}");
 }
 
 #[test]
