@@ -407,8 +407,8 @@ fn scan_store(dir: &Path, allow_empty: bool) -> Result<Scan, RollbackError> {
     })
 }
 
-/// Copies every file of the scan into `dst`, hashing as it reads, fsyncs files and
-/// directories, and returns the tree manifest.
+/// Copies every file of the scan into `dst`, hashing as it reads, flushes the copy to disk
+/// (one `syncfs`, then every directory), and returns the tree manifest.
 ///
 /// Directories are created first, then files are copied by [`tree::parallel`] workers.
 fn copy_tree(scan: Scan, dst: &Path) -> Result<TreeManifest, RollbackError> {
@@ -451,6 +451,7 @@ fn copy_tree(scan: Scan, dst: &Path) -> Result<TreeManifest, RollbackError> {
     for (i, entry) in copied? {
         entries[i] = Some(entry);
     }
+    tree::sync_filesystem(dst)?;
     // Children before parents, so each directory is synced after the entries made in it.
     for d in dirs.iter().rev() {
         tree::sync_dir(d)?;
@@ -504,7 +505,7 @@ fn copy_file(
         }
         let mut out = File::create(dst).map_err(io_at("create", dst))?;
         let (n_bytes, sha256) = tree::copy_hashing(&mut f, Some(&mut out), buf, src, dst)?;
-        out.sync_data().map_err(io_at("sync", dst))?;
+        // Made durable by the one `syncfs` of the whole copy (see `copy_tree`).
         let after = f.metadata().map_err(io_at("inspect", src))?;
         let unchanged = n_bytes == before.len()
             && after.len() == before.len()
