@@ -48,7 +48,7 @@ mod module;
 pub mod phase;
 pub mod runner;
 pub mod status;
-mod sync;
+pub mod sync;
 
 pub use error::PhaseError;
 pub use gate::{Check, Findings, GateReport};

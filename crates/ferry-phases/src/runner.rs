@@ -364,6 +364,38 @@ impl Runner {
         }
     }
 
+    /// The transfer plan gate 3 passed with, which `cargo xtask sync` follows SQLite
+    /// through. Refused, in one sentence, unless phase 3 passed and phase 4 has not.
+    pub fn sync_plan(&self) -> Result<ferry_core::plan::TransferPlan, PhaseError> {
+        let entries = self.ledger.entries()?;
+        match ledger::state_of(&entries, Phase::Load) {
+            (State::Passed, _) => {}
+            (state, _) => {
+                return Err(PhaseError::failed(
+                    "sync",
+                    format!(
+                        "sync follows SQLite into the schema phase 3 loaded, but phase 3 is {}; run `cargo xtask phase 3` first",
+                        state.as_str()
+                    ),
+                ))
+            }
+        }
+        if let (State::Passed, Some(e)) = ledger::state_of(&entries, Phase::Sync) {
+            return Err(PhaseError::failed(
+                "sync",
+                format!(
+                    "phase 4 cut over at {}: PostgreSQL is the live store and there is nothing left to follow",
+                    e.finished_at.unwrap_or(e.started_at).format("%Y-%m-%d %H:%M:%SZ")
+                ),
+            ));
+        }
+        let cx = Cx {
+            config: &self.config,
+            entries: &entries,
+        };
+        crate::sync::gate3_plan(&cx)
+    }
+
     /// Where the migration stands: each phase, its evidence re-checked quickly, runs that
     /// are under way or were interrupted, the lock, the schema version of each database,
     /// and what to run next. Reads only; creates nothing.

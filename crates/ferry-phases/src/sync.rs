@@ -770,14 +770,14 @@ pub(crate) fn gate3_plan(cx: &Cx<'_>) -> Result<TransferPlan, PhaseError> {
     load::read_plan(&path).map_err(|e| PhaseError::failed("phase 4", e))
 }
 
-pub(crate) fn sync_target(config: &Config) -> SyncTarget {
+pub fn sync_target(config: &Config) -> SyncTarget {
     SyncTarget {
         url: config.postgres.url.clone(),
         schema: config.postgres.schema.clone(),
     }
 }
 
-pub(crate) fn install_capture(
+pub fn install_capture(
     config: &Config,
     plan: &TransferPlan,
 ) -> Result<ferry_sync::CaptureSpec, PhaseError> {
@@ -815,9 +815,7 @@ pub(crate) async fn open_applier(
 
 /// The file store's changes since phase 2, through ferry-import's incremental path (same
 /// profile, ledger and quarantine).
-pub(crate) async fn import_store(
-    config: &Config,
-) -> Result<ferry_import::ImportReport, PhaseError> {
+pub async fn import_store(config: &Config) -> Result<ferry_import::ImportReport, PhaseError> {
     let profile = Profile::from_setting(&config.import.profile)
         .map_err(|e| PhaseError::failed("loading the import profile", e))?;
     let mut options = ImportOptions::from_config(config);
@@ -1036,4 +1034,156 @@ fn save<T: Serialize>(config: &Config, name: &str, value: &T) -> Result<PathBuf,
                 e,
             )
         })
+}
+
+/// Sync's lag as `status` shows it, read now from both sides: the change log in SQLite and
+/// PostgreSQL's cursor and lag figures (`ferry_sync_state`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncLag {
+    pub capture_id: Option<String>,
+    /// The newest change-log entry in SQLite.
+    pub max_seq: i64,
+    /// PostgreSQL's cursor: every entry up to it is applied.
+    pub cursor: Option<i64>,
+    pub changes_behind: u64,
+    /// Age of the oldest entry not applied yet.
+    pub seconds_behind: f64,
+    pub handoff_done: Option<bool>,
+    /// Lag of the applied changes since the follower started.
+    pub lag_p50_ms: Option<f64>,
+    pub lag_p99_ms: Option<f64>,
+    pub lag_max_ms: Option<f64>,
+    pub last_error: Option<String>,
+    pub cut_over_at: Option<String>,
+    /// Why PostgreSQL's side could not be read, when it could not.
+    pub note: Option<String>,
+}
+
+impl std::fmt::Display for SyncLag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0} ms"));
+        write!(
+            f,
+            "sync: {} changes behind ({:.1} s), entry {} of {}; lag p50 {} p99 {} max {}",
+            self.changes_behind,
+            self.seconds_behind,
+            self.cursor.map_or("-".into(), |c| c.to_string()),
+            self.max_seq,
+            ms(self.lag_p50_ms),
+            ms(self.lag_p99_ms),
+            ms(self.lag_max_ms)
+        )?;
+        if self.handoff_done == Some(false) {
+            write!(f, "; handoff from phase 3's copy not done yet")?;
+        }
+        if let Some(at) = &self.cut_over_at {
+            write!(f, "; cut over at {at}")?;
+        }
+        if let Some(e) = &self.last_error {
+            write!(f, "; last error: {e}")?;
+        }
+        if let Some(n) = &self.note {
+            write!(f, "; {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Sync's lag when capture is installed in the SQLite file (`None` otherwise). Reads only.
+pub(crate) async fn lag_status(config: &Config) -> Option<SyncLag> {
+    let path = &config.sqlite.path;
+    if !path.is_file() {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(5));
+    let mut lite = sqlx::ConnectOptions::connect(&options).await.ok()?;
+    let installed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")
+            .bind(ferry_sync::LOG_TABLE)
+            .fetch_one(&mut lite)
+            .await
+            .ok()?;
+    if installed == 0 {
+        let _ = sqlx::Connection::close(lite).await;
+        return None;
+    }
+    let mut out = SyncLag {
+        max_seq: sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT coalesce(max(seq), 0) FROM {}",
+            ferry_sync::LOG_TABLE
+        ))
+        .fetch_one(&mut lite)
+        .await
+        .unwrap_or(0),
+        ..SyncLag::default()
+    };
+    let target = sync_target(config);
+    let pg = read_state(&target);
+    match tokio::time::timeout(CONNECT_TIMEOUT, pg).await {
+        Ok(Ok(Some((id, cursor, handoff, p50, p99, max, err, cut)))) => {
+            out.capture_id = Some(id);
+            out.cursor = Some(cursor);
+            out.handoff_done = Some(handoff);
+            out.lag_p50_ms = p50;
+            out.lag_p99_ms = p99;
+            out.lag_max_ms = max;
+            out.last_error = err;
+            out.cut_over_at = cut;
+        }
+        Ok(Ok(None)) => out.note = Some("PostgreSQL has no sync state yet".into()),
+        Ok(Err(e)) => out.note = Some(format!("PostgreSQL's side could not be read: {e}")),
+        Err(_) => {
+            out.note = Some(format!(
+                "PostgreSQL did not answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        }
+    }
+    let cursor = out.cursor.unwrap_or(0);
+    out.changes_behind = (out.max_seq - cursor).max(0) as u64;
+    if out.changes_behind > 0 && out.cut_over_at.is_none() {
+        let oldest: Option<f64> = sqlx::query_scalar(&format!(
+            "SELECT min(captured_at) FROM {} WHERE seq > ?1",
+            ferry_sync::LOG_TABLE
+        ))
+        .bind(cursor)
+        .fetch_one(&mut lite)
+        .await
+        .ok()
+        .flatten();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        out.seconds_behind = oldest.map_or(0.0, |o| (now - o).max(0.0));
+    }
+    let _ = sqlx::Connection::close(lite).await;
+    Some(out)
+}
+
+type StateRow = (
+    String,
+    i64,
+    bool,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn read_state(target: &SyncTarget) -> Result<Option<StateRow>, String> {
+    let mut conn = pg_connect(target).await?;
+    let row = sqlx::query_as::<_, StateRow>(&format!(
+        "SELECT capture_id, cursor, handoff_done, lag_p50_ms, lag_p99_ms, lag_max_ms, last_error, cutover ->> 'at'
+         FROM {} WHERE id = 1",
+        qualified(&target.schema, ferry_sync::STATE_TABLE)
+    ))
+    .fetch_optional(&mut conn)
+    .await
+    .map_err(|e| ferry_core::redact::redact(&e.to_string()).into_owned());
+    let _ = sqlx::Connection::close(conn).await;
+    row
 }

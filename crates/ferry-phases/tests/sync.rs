@@ -81,7 +81,7 @@ impl Scratch {
             &AtomicBool::new(false),
         )
         .unwrap();
-        assert_eq!(stats.writes, writes);
+        assert!(stats.writes >= writes, "{stats:?}");
     }
 }
 
