@@ -1187,3 +1187,21 @@ async fn read_state(target: &SyncTarget) -> Result<Option<StateRow>, String> {
     let _ = sqlx::Connection::close(conn).await;
     row
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pre_phase_dump_leaves_out_capture_objects_only() {
+        let dump = "table \"agents\"\n  \"agent_id\" text\ntable \"ferry_sync_log\"\n  \"seq\" integer\ntrigger \"ferry_sync_ins_agents\"\n  CREATE TRIGGER …\ntrigger \"mine\"\n  CREATE TRIGGER mine …\n";
+        assert_eq!(
+            without_capture(dump),
+            "table \"agents\"\n  \"agent_id\" text\ntrigger \"mine\"\n  CREATE TRIGGER mine …\n"
+        );
+        assert_eq!(
+            crate::checks::without_runtime_tables(dump),
+            without_capture(dump)
+        );
+    }
+}
