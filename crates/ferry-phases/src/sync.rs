@@ -406,9 +406,10 @@ impl PhaseModule for Sync {
                 return Err(PhaseError::failed(
                     "rolling back phase 4",
                     format!(
-                        "PostgreSQL is the live store since the cutover at {}, and {total} rows were written to it since{}; they would be lost, so nothing was changed: give --discard-writes-since-cutover to roll back anyway",
+                        "PostgreSQL is the live store since the cutover at {}, and {total} rows were written to it since{}; {}, so nothing was changed: give --discard-writes-since-cutover to roll back anyway",
                         cut.at,
-                        if per_table.is_empty() { String::new() } else { format!(" ({})", per_table.join(", ")) }
+                        if per_table.is_empty() { String::new() } else { format!(" ({})", per_table.join(", ")) },
+                        if total == 0 { "rolling back makes SQLite the live store again" } else { "they would be lost" }
                     ),
                 ));
             }
