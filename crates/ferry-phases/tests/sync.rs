@@ -377,3 +377,57 @@ async fn gate_four_names_a_table_that_differs_and_rollback_before_cutover_restor
         State::RolledBack
     );
 }
+
+#[tokio::test]
+async fn a_store_file_that_changes_during_the_cutover_aborts_it_naming_the_file() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let s = Scratch::new("sync4store").await;
+    let runner = Runner::new(s.config());
+    s.up_to_three(&runner).await;
+    // Something still writes the store although --writers-stopped was given.
+    let busy = s
+        .store()
+        .join("agent_workspaces/Agent-1/inbox/still_written.json");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (busy, stop) = (busy.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                std::fs::write(
+                    &busy,
+                    format!(r#"{{"from": "Agent-2", "to": "Agent-1", "content": "write {n}"}}"#),
+                )
+                .unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    let res = runner.run(Phase::Sync, &cutover()).await;
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let err = res.unwrap_err().to_string();
+    assert!(
+        err.contains("changed during the cutover") && err.contains("still_written.json"),
+        "{err}"
+    );
+    // Nothing was cut over, and the writers were released.
+    let target = ferry_sync::SyncTarget {
+        url: s.config().postgres.url.clone(),
+        schema: s.pg.name.clone(),
+    };
+    assert!(ferry_sync::pg_writes_since_cutover(&target)
+        .await
+        .unwrap()
+        .is_empty());
+    let conn = rusqlite::Connection::open(s.sqlite()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(2))
+        .unwrap();
+    conn.execute("UPDATE agents SET display_name = display_name", [])
+        .unwrap();
+    let st = runner.status().await.unwrap();
+    assert_eq!(st.phases[3].state, State::Error, "{st}");
+}
