@@ -1,5 +1,6 @@
 //! `cargo xtask demo [--keep]`: the main job, end to end, on a generated agent store —
-//! phases 1 to 3, status, rollback — saying what it did at each step.
+//! phases 1 to 3, then a writer standing in for the old application while sync follows it
+//! (lag shown), the cutover (phase 4), status, rollback — saying what it did at each step.
 //!
 //! Without `--keep` it works in a temporary folder and removes it at the end (the rollback
 //! has already dropped its PostgreSQL schema). With `--keep` it works in `./ferry-demo` and
@@ -99,12 +100,19 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
             RunResult::AlreadyPassed(_) => println!("{phase} had already passed in this folder"),
         }
     }
-    println!(
-        "{}. status:\n\n{}\n",
-        steps.len() + 2,
-        runner.status().await?
-    );
-    for report in runner.rollback(0, &RollbackOptions::default()).await? {
+    let mut step = steps.len() + 2;
+    if clean {
+        clean &= sync_and_cut_over(&runner, step).await?;
+        step += 2;
+    }
+    println!("{step}. status:\n\n{}\n", runner.status().await?);
+    let rollback = RollbackOptions {
+        // PostgreSQL became the live store at cutover: undoing phase 4 needs this flag,
+        // and the ledger records it.
+        discard_writes_since_cutover: true,
+        ..RollbackOptions::default()
+    };
+    for report in runner.rollback(0, &rollback).await? {
         println!(
             "   rolled back {}: {}\n\n{}",
             report.phase,
@@ -118,8 +126,8 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         clean &= report.passed;
     }
     println!(
-        "{}. status after `rollback --to 0`:\n\n{}\n",
-        steps.len() + 3,
+        "{}. status after `rollback --to 0 --discard-writes-since-cutover`:\n\n{}\n",
+        step + 1,
         runner.status().await?
     );
     if args.keep {
@@ -145,6 +153,109 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Findings
     })
+}
+
+/// Steps `step` and `step + 1`: a writer stands in for the old application (inserts,
+/// updates, deletes, INSERT OR REPLACE, UPSERT on SQLite) while the sync follower carries its
+/// writes to PostgreSQL, showing the lag; the application is stopped and phase 4 cuts over.
+async fn sync_and_cut_over(runner: &Runner, step: usize) -> anyhow::Result<bool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let config = runner.config().clone();
+    let sqlite = config.sqlite.path.clone();
+    ferry_testkit::sync_writer::use_wal(&sqlite)
+        .with_context(|| format!("setting {} to WAL", sqlite.display()))?;
+    let stop_writer = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (sqlite.clone(), stop_writer.clone());
+        std::thread::spawn(move || {
+            ferry_testkit::sync_writer::run(
+                &path,
+                &ferry_testkit::sync_writer::WriterConfig {
+                    rate: 200,
+                    prefix: "demo".into(),
+                    ..Default::default()
+                },
+                &stop,
+            )
+        })
+    };
+    let plan = runner.sync_plan()?;
+    let spec = ferry_phases::sync::install_capture(&config, &plan)?;
+    let applier = ferry_sync::Applier::open(
+        &sqlite,
+        &ferry_phases::sync::sync_target(&config),
+        &plan,
+        &ferry_sync::SyncOptions::from_config(&config),
+        true,
+    )
+    .await?;
+    let mut follower = ferry_sync::Follower::new(
+        applier,
+        ferry_sync::FollowerOptions {
+            interval: Duration::from_millis(100),
+            state_dir: Some(config.state_dir.clone()),
+            ..ferry_sync::FollowerOptions::default()
+        },
+    );
+    let stop = follower.handle().stop;
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.trigger();
+    });
+    let summary = follower.run(&mut ferry_sync::NoHook).await?;
+    follower.into_applier().close().await;
+    stop_writer.store(true, Ordering::SeqCst);
+    let written = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the demo writer stopped unexpectedly"))??;
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0} ms"));
+    println!(
+        "{step}. a writer stood in for the old application after gate 3 ({} row writes: {} INSERT OR REPLACE, {} upserts, {} deletes, {} key changes) while `cargo xtask sync` followed it: capture {} on {} tables, {} changes applied, lag p50 {} p99 {} max {}, {} changes behind when the writer stopped; lag series {}\n",
+        written.writes,
+        written.replaces,
+        written.upserts,
+        written.deletes,
+        written.key_changes,
+        spec.capture_id,
+        spec.tables.len(),
+        summary.changes,
+        ms(summary.lag_p50_ms),
+        ms(summary.lag_p99_ms),
+        ms(summary.lag_max_ms),
+        summary.status.changes_behind,
+        summary
+            .series_path
+            .as_ref()
+            .map_or("-".into(), |p| p.display().to_string())
+    );
+    let options = RunOptions {
+        writers_stopped: true,
+        ..RunOptions::default()
+    };
+    let passed = match runner.run(Phase::Sync, &options).await? {
+        RunResult::Ran {
+            report,
+            report_path,
+        } => {
+            println!(
+                "{}. {} fenced SQLite's writers, drained the change log, rescanned the store, compared every table and cut over.\n",
+                step + 1,
+                Phase::Sync
+            );
+            println!(
+                "   gate 4: {}\n\n{}",
+                if report.passed { "passed" } else { "FAILED" },
+                report.table()
+            );
+            println!("   gate report: {}\n", report_path.display());
+            report.passed
+        }
+        RunResult::AlreadyPassed(_) => true,
+    };
+    Ok(passed)
 }
 
 /// The `ferry.toml` of a kept demo: the demo's paths relative to its folder, and its schema.

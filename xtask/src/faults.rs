@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     points: usize,
     /// The phases to kill, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
     phases: Vec<u8>,
     /// Seed of the kill delays (default: from the clock). It is printed, so a run that
     /// found something can be replayed.
@@ -144,10 +144,13 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<CmdOutcome> {
         for round in 0..2 {
             if round > 0 {
                 let back = (n - 1).to_string();
-                calibrate.xtask(&["rollback", "--to", &back], "calibrate-rollback")?;
+                calibrate.xtask(
+                    &["rollback", "--to", &back, "--discard-writes-since-cutover"],
+                    "calibrate-rollback",
+                )?;
             }
             let t = Instant::now();
-            let out = calibrate.xtask(&["phase", &n.to_string()], "calibrate")?;
+            let out = calibrate.xtask(&phase_args(n), "calibrate")?;
             took = took.min(t.elapsed());
             if !matches!(out.status.code(), Some(0 | 1)) {
                 bail!(
@@ -351,7 +354,7 @@ impl Scenario {
     fn prepare(&self, phase: Phase) -> anyhow::Result<()> {
         for n in 1..phase.number() {
             let log = format!("prepare-{n}");
-            let out = self.xtask(&["phase", &n.to_string()], &log)?;
+            let out = self.xtask(&phase_args(n), &log)?;
             if !matches!(out.status.code(), Some(0 | 1)) {
                 bail!("phase {n} did not pass: {}", self.log_tail(&log));
             }
@@ -396,7 +399,7 @@ impl Scenario {
         self.prepare(phase)?;
         let n = phase.number();
         let pre = self.pre_phase_state(phase).await?;
-        let mut child = self.spawn(&["phase", &n.to_string()], "killed")?;
+        let mut child = self.spawn(&phase_args(n), "killed")?;
         let pid = child.id();
         std::thread::sleep(delay);
         let killed_mid_run = child.try_wait()?.is_none();
@@ -410,7 +413,7 @@ impl Scenario {
         if mode == "rollback-first" {
             let back = (n - 1).to_string();
             self.step(
-                &["rollback", "--to", &back],
+                &["rollback", "--to", &back, "--discard-writes-since-cutover"],
                 "rollback-first",
                 &[0],
                 &mut failures,
@@ -419,12 +422,12 @@ impl Scenario {
             self.expect_pre_phase_state(phase, &pre, &mut failures)
                 .await?;
         }
-        self.step(&["phase", &n.to_string()], "rerun", &[0, 1], &mut failures)?;
+        self.step(&phase_args(n), "rerun", &[0, 1], &mut failures)?;
         self.ledger_consistent(&mut failures, "after the rerun", true)?;
         let killed_run = self.killed_run(pid)?;
         self.expect_passed(phase, reference, &mut failures).await?;
         self.step(
-            &["rollback", "--to", "0"],
+            &["rollback", "--to", "0", "--discard-writes-since-cutover"],
             "rollback-0",
             &[0],
             &mut failures,
@@ -755,4 +758,15 @@ async fn digest_but_phase_ledger(path: &Path) -> anyhow::Result<ferry_validate::
     .await??;
     d.tables.retain(|t| t.table != "ferry_phase_runs");
     Ok(d)
+}
+
+/// `phase N`, and for the cutover the operator's statement that the store's writers are
+/// stopped (nothing writes the generated store here).
+fn phase_args(n: u8) -> Vec<&'static str> {
+    const NUMBERS: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
+    let mut args = vec!["phase", NUMBERS[usize::from(n).min(5)]];
+    if n == 4 {
+        args.push("--writers-stopped");
+    }
+    args
 }

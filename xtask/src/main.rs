@@ -16,6 +16,7 @@ mod import_cmd;
 mod migrate_cmd;
 mod pgvector;
 mod phase_cmd;
+mod sync_cmd;
 mod transfer_cmd;
 mod validate_cmd;
 
@@ -71,6 +72,9 @@ enum Command {
     Status(phase_cmd::StatusArgs),
     /// Undo phases newest first down to the state after phase N, verifying each.
     Rollback(phase_cmd::RollbackArgs),
+    /// Phase 4's follower: the old application's writes (SQLite and file store) into
+    /// PostgreSQL until Ctrl-C, with changes/s, backlog and lag; `--full` reconciles first.
+    Sync(sync_cmd::Args),
     /// Kill each phase with SIGKILL at random points, finish or undo it, check the end state.
     Faults(faults::Args),
     /// Versioned schema migrations: add, status, up, down, plan, verify, repair, dump, diff.
@@ -162,6 +166,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Phase(args) => phase_cmd::phase(args, load_config(cli.config)?).await,
         Command::Status(args) => phase_cmd::status(args, load_config(cli.config)?).await,
         Command::Rollback(args) => phase_cmd::rollback(args, load_config(cli.config)?).await,
+        Command::Sync(args) => sync_cmd::run(args, load_config(cli.config)?).await,
         Command::Faults(args) => faults::run(args, &load_config(cli.config)?).await,
         Command::Migrate(args) => {
             let config = load_config(cli.config)?;

@@ -26,6 +26,10 @@ pub struct PhaseArgs {
     /// CHECKs; listed in the transfer report), for this reason, which is recorded.
     #[arg(long, value_name = "REASON")]
     acknowledge: Option<String>,
+    /// Phase 4: the old application no longer writes the file store; the cutover checks
+    /// that no file changes while it drains, and aborts naming them if one does.
+    #[arg(long)]
+    writers_stopped: bool,
     /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
     #[arg(long)]
     no_wait: bool,
@@ -47,6 +51,10 @@ pub struct RollbackArgs {
     /// (files that changed or appeared since are moved aside, never deleted).
     #[arg(long)]
     restore_store: bool,
+    /// When undoing phase 4 after its cutover, discard what was written to PostgreSQL since
+    /// (without it the rollback refuses, counting those rows); recorded in the ledger.
+    #[arg(long)]
+    discard_writes_since_cutover: bool,
     /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
     #[arg(long)]
     no_wait: bool,
@@ -71,6 +79,7 @@ pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
         rerun: args.rerun,
         acknowledge_rejects: args.acknowledge_rejects,
         acknowledge_schema: args.acknowledge,
+        writers_stopped: args.writers_stopped,
         wait: wait(args.no_wait),
     };
     match runner.run(phase, &options).await? {
@@ -145,6 +154,7 @@ pub async fn rollback(args: RollbackArgs, config: Config) -> anyhow::Result<Outc
             args.to,
             &RollbackOptions {
                 restore_store: args.restore_store,
+                discard_writes_since_cutover: args.discard_writes_since_cutover,
                 wait: wait(args.no_wait),
             },
         )

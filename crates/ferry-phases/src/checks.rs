@@ -303,13 +303,17 @@ pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// The dump without the tables ferry-transfer creates at run time for its own bookkeeping
-/// (`ferry_transfer_*`): they belong to no migration, so no snapshot has them.
+/// (`ferry_transfer_*`), and phase 4's capture (`ferry_sync_*` tables and triggers in
+/// SQLite, sync bookkeeping in PostgreSQL): they belong to no migration, so no snapshot has
+/// them.
 pub(crate) fn without_runtime_tables(dump: &str) -> String {
     let mut out = String::with_capacity(dump.len());
     let mut skipping = false;
     for line in dump.lines() {
         if !line.starts_with(' ') {
-            skipping = line.starts_with("table \"ferry_transfer_");
+            skipping = line.starts_with("table \"ferry_transfer_")
+                || line.starts_with("table \"ferry_sync_")
+                || line.starts_with("trigger \"ferry_sync_");
         }
         if !skipping {
             out.push_str(line);

@@ -349,6 +349,15 @@ pub(crate) async fn tables_unchanged(config: &Config, evidence: &Evidence, depth
     if !sqlite.is_file() {
         return Check::new(name, false, format!("{} does not exist", sqlite.display()));
     }
+    if let Some(spec) = crate::sync::capture_installed(sqlite).await {
+        // The application keeps writing SQLite; sync carries its writes to PostgreSQL and
+        // gate 4 compares every table at cutover.
+        return Check::new(
+            name,
+            true,
+            format!("followed by sync since capture {spec} was installed; gate 4 compares every table at cutover"),
+        );
+    }
     match depth {
         Depth::Full => match checks::sqlite_digests(sqlite).await {
             Ok(now) => {

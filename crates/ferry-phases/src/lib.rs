@@ -20,7 +20,7 @@
 //! - a rollback that does not verify leaves the phase "rollback incomplete" with what it did,
 //!   and `status` re-checks passed gates rather than trusting the ledger.
 //!
-//! Each phase is a module with typed facts and evidence (`foundation`, `import`, `load`);
+//! Each phase is a module with typed facts and evidence (`foundation`, `import`, `load`, `sync`);
 //! adding a phase is adding a module and one line in the runner's table.
 //!
 //! ```no_run
@@ -48,6 +48,7 @@ mod module;
 pub mod phase;
 pub mod runner;
 pub mod status;
+pub mod sync;
 
 pub use error::PhaseError;
 pub use gate::{Check, Findings, GateReport};

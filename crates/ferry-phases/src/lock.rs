@@ -76,6 +76,9 @@ impl std::fmt::Display for Holder {
     }
 }
 
+/// The purpose `cargo xtask sync` holds the lock for (phase 4 refuses rather than waits).
+pub const SYNC_PURPOSE: &str = "the sync follower";
+
 /// How long to wait for a lock someone else holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Wait {

@@ -224,7 +224,7 @@ pub(crate) static MODULES: [&dyn Module; 5] = [
     &Built::<crate::foundation::Foundation>(PhantomData),
     &Built::<crate::import::Import>(PhantomData),
     &Built::<crate::load::Load>(PhantomData),
-    &NotBuilt(Phase::Sync),
+    &Built::<crate::sync::Sync>(PhantomData),
     &NotBuilt(Phase::SignOff),
 ];
 

@@ -32,6 +32,9 @@ pub struct RunOptions {
     /// Phase 3: what of the SQLite schema could not be carried over (views, triggers,
     /// CHECKs PostgreSQL refuses) is accepted, for this reason (recorded in the target).
     pub acknowledge_schema: Option<String>,
+    /// Phase 4: the operator states that the old application no longer writes the file
+    /// store (`--writers-stopped`); the cutover checks that no file changes during the drain.
+    pub writers_stopped: bool,
     /// What to do when another run holds the state dir.
     pub wait: Wait,
 }
@@ -42,6 +45,9 @@ pub struct RollbackOptions {
     /// Rolling back phase 1 also restores the file store from the phase-1 backup when it
     /// changed since (files that appeared or changed are moved aside, never deleted).
     pub restore_store: bool,
+    /// Rolling back phase 4 after its cutover discards what was written to PostgreSQL
+    /// since (`--discard-writes-since-cutover`); without it the rollback refuses.
+    pub discard_writes_since_cutover: bool,
     /// What to do when another run holds the state dir.
     pub wait: Wait,
 }
@@ -88,6 +94,25 @@ impl Runner {
             .is_some_and(|r| r.trim().is_empty())
         {
             return Err(PhaseError::ForceWithoutReason);
+        }
+        if phase == Phase::Sync {
+            // The cutover drains what the follower has not applied: it does not wait for
+            // a follower that runs until it is stopped.
+            if let Ok(crate::lock::LockState::Held(Some(h))) =
+                StateLock::inspect(&self.config.state_dir)
+            {
+                if h.purpose == crate::lock::SYNC_PURPOSE {
+                    return Err(PhaseError::failed(
+                        "phase 4 (cutover)",
+                        format!(
+                            "`cargo xtask sync` (pid {} on {}) is following into PostgreSQL from state dir {}; stop it with Ctrl-C first, the cutover drains what it has not applied",
+                            h.pid,
+                            h.host,
+                            self.config.state_dir.display()
+                        ),
+                    ));
+                }
+            }
         }
         let lock = StateLock::acquire(
             &self.config.state_dir,
@@ -337,6 +362,38 @@ impl Runner {
             ferry_version: ferry_core::FERRY_VERSION.into(),
             config_digest: scope_digest(&self.config),
         }
+    }
+
+    /// The transfer plan gate 3 passed with, which `cargo xtask sync` follows SQLite
+    /// through. Refused, in one sentence, unless phase 3 passed and phase 4 has not.
+    pub fn sync_plan(&self) -> Result<ferry_core::plan::TransferPlan, PhaseError> {
+        let entries = self.ledger.entries()?;
+        match ledger::state_of(&entries, Phase::Load) {
+            (State::Passed, _) => {}
+            (state, _) => {
+                return Err(PhaseError::failed(
+                    "sync",
+                    format!(
+                        "sync follows SQLite into the schema phase 3 loaded, but phase 3 is {}; run `cargo xtask phase 3` first",
+                        state.as_str()
+                    ),
+                ))
+            }
+        }
+        if let (State::Passed, Some(e)) = ledger::state_of(&entries, Phase::Sync) {
+            return Err(PhaseError::failed(
+                "sync",
+                format!(
+                    "phase 4 cut over at {}: PostgreSQL is the live store and there is nothing left to follow",
+                    e.finished_at.unwrap_or(e.started_at).format("%Y-%m-%d %H:%M:%SZ")
+                ),
+            ));
+        }
+        let cx = Cx {
+            config: &self.config,
+            entries: &entries,
+        };
+        crate::sync::gate3_plan(&cx)
     }
 
     /// Where the migration stands: each phase, its evidence re-checked quickly, runs that

@@ -35,6 +35,9 @@ pub struct StatusReport {
     /// Backup folders without a manifest (the next run removes those a run of this ledger
     /// left, and reports the others).
     pub incomplete_backups: Vec<PathBuf>,
+    /// Phase 4's sync, when capture is installed: changes and seconds behind, lag p50/p99,
+    /// the last error.
+    pub sync: Option<crate::sync::SyncLag>,
     pub next: String,
 }
 
@@ -189,6 +192,7 @@ pub(crate) async fn status(config: &Config, ledger: &Ledger) -> Result<StatusRep
         phases,
         interrupted,
         incomplete_backups: checks::incomplete_backups(&config.state_dir, &BACKUP_LABELS),
+        sync: crate::sync::lag_status(config).await,
         next,
     })
 }
@@ -263,6 +267,9 @@ impl std::fmt::Display for StatusReport {
                     p.pid, p.host
                 )),
             )?;
+        }
+        if let Some(sync) = &self.sync {
+            writeln!(f, "{sync}")?;
         }
         for dir in &self.incomplete_backups {
             writeln!(f, "incomplete backup (no manifest): {}", dir.display())?;

@@ -1,0 +1,295 @@
+//! `cargo xtask sync` and `phase 4` as real processes: the follower started as a child,
+//! writes to SQLite reach PostgreSQL, SIGINT stops it cleanly and a restart resumes; phase 4
+//! refuses while it runs; a `phase 4` killed with SIGKILL once capture exists leaves the
+//! ledger honest, and its rerun cuts over.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use ferry_phases::ledger::{Entry, Ledger, Outcome};
+use ferry_phases::Phase;
+use ferry_testkit::sync_writer::{self, WriterConfig};
+use serde_json::Value;
+
+/// How long a test waits for something that must happen before calling it a failure.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+struct Migration {
+    dir: tempfile::TempDir,
+    pg: ferry_testkit::pg::ScratchSchema,
+}
+
+impl Migration {
+    async fn new(prefix: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        ferry_testkit::store_gen::generate(&store, &ferry_testkit::store_gen::StoreSpec::small())
+            .unwrap();
+        let _ = std::fs::remove_file(store.join("agent_workspaces/Agent-1/inbox/pipe.json"));
+        let m = Self {
+            dir,
+            pg: ferry_testkit::pg::ScratchSchema::new(prefix).await,
+        };
+        m.ok(&["phase", "1"], &[0]);
+        m.ok(&["phase", "2"], &[0, 1]);
+        m.ok(&["phase", "3"], &[0]);
+        m
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn sqlite(&self) -> PathBuf {
+        self.state().join("ferry.sqlite3")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("FERRY_CONFIG")
+            .env("FERRY_STORE_DIR", self.dir.path().join("store"))
+            .env("FERRY_STATE_DIR", self.state())
+            .env("FERRY_SQLITE_PATH", self.sqlite())
+            .env("FERRY_POSTGRES_URL", ferry_testkit::pg::server_url())
+            .env("FERRY_POSTGRES_SCHEMA", &self.pg.name)
+            .env("FERRY_PROGRESS", "0")
+            .env("FERRY_SYNC_INTERVAL_MS", "50")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn ok(&self, args: &[&str], codes: &[i32]) -> Output {
+        let out = self.command(args).output().expect("run xtask");
+        assert!(
+            codes.contains(&out.status.code().unwrap_or(-1)),
+            "`{}` exited {:?}: {}",
+            args.join(" "),
+            out.status.code(),
+            text(&out)
+        );
+        out
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).spawn().expect("start xtask")
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        Ledger::new(&self.state(), &self.sqlite())
+            .entries()
+            .unwrap()
+    }
+
+    /// The application writes SQLite.
+    fn write(&self, writes: u64, seed: u64) {
+        sync_writer::use_wal(&self.sqlite()).unwrap();
+        let stats = sync_writer::run(
+            &self.sqlite(),
+            &WriterConfig {
+                rate: 0,
+                seed,
+                max_writes: Some(writes),
+                duration: None,
+                prefix: format!("w{seed}"),
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert!(stats.writes >= writes, "{stats:?}");
+    }
+
+    /// The newest change-log entry in SQLite, and PostgreSQL's cursor.
+    async fn positions(&self) -> (i64, Option<i64>) {
+        let conn = rusqlite::Connection::open(self.sqlite()).unwrap();
+        let logged: i64 = conn
+            .query_row(
+                "SELECT coalesce(max(seq), 0) FROM ferry_sync_log",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        let mut pg = self.pg.connect().await;
+        let cursor: Option<i64> =
+            sqlx::query_scalar("SELECT cursor FROM ferry_sync_state WHERE id = 1")
+                .fetch_optional(&mut pg)
+                .await
+                .unwrap_or(None);
+        (logged, cursor)
+    }
+
+    /// Waits until PostgreSQL's cursor reaches the newest entry (after some were written).
+    async fn caught_up(&self, child: &mut Child) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (logged, cursor) = self.positions().await;
+            if logged > 0 && cursor == Some(logged) {
+                return;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("sync exited early ({status}) at entry {logged}, cursor {cursor:?}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL never caught up: entry {logged}, cursor {cursor:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn sigint(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -INT {}", child.id());
+}
+
+#[tokio::test]
+async fn sync_follows_writes_stops_on_sigint_resumes_and_phase_four_waits_for_it() {
+    let m = Migration::new("sync_cmd").await;
+    let mut child = m.spawn(&["sync"]);
+    // The follower installs capture; wait for its handoff (the state row exists).
+    let deadline = Instant::now() + PATIENCE;
+    while m.positions().await.1.is_none() {
+        assert!(child.try_wait().unwrap().is_none(), "sync exited early");
+        assert!(Instant::now() < deadline, "sync never started following");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    m.write(300, 21);
+    m.caught_up(&mut child).await;
+
+    // Phase 4 refuses while sync runs, and says what to do.
+    let out = m.ok(&["phase", "4", "--writers-stopped"], &[2]);
+    assert!(
+        text(&out).contains("stop it with Ctrl-C first"),
+        "{}",
+        text(&out)
+    );
+
+    // While it runs, status shows the lag.
+    let out = m.ok(&["status", "--json"], &[0]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sync"]["changes_behind"], 0, "{v}");
+
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("sync stopped"), "{}", text(&out));
+    let reports = m.state().join("reports");
+    assert!(std::fs::read_dir(&reports).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("sync-lag-")));
+
+    // Writes while it is stopped; a restart resumes from the cursor and catches up.
+    let (_, before) = m.positions().await;
+    m.write(200, 22);
+    let mut child = m.spawn(&["sync"]);
+    m.caught_up(&mut child).await;
+    let (logged, after) = m.positions().await;
+    assert!(after > before && after == Some(logged));
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // Cutover with nothing left behind.
+    let out = m.ok(&["phase", "4", "--writers-stopped"], &[0]);
+    assert!(text(&out).contains("gate passed"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn a_killed_phase_four_is_shown_interrupted_and_its_rerun_cuts_over() {
+    let m = Migration::new("killed4").await;
+    m.write(300, 31);
+    let sqlite = m.sqlite();
+    let captured = move || {
+        rusqlite::Connection::open_with_flags(&sqlite, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'ferry_sync_log'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0)
+            > 0
+    };
+    let mut child = m.spawn(&["phase", "4", "--writers-stopped"]);
+    let deadline = Instant::now() + PATIENCE;
+    let killed = loop {
+        if captured() {
+            let alive = child.try_wait().unwrap().is_none();
+            child.kill().ok();
+            child.wait().unwrap();
+            break alive;
+        }
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().unwrap();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(killed, "phase 4 finished before capture was seen");
+
+    let v: Value = serde_json::from_slice(&m.ok(&["status", "--json"], &[0]).stdout).unwrap();
+    let interrupted = v["interrupted"].as_array().unwrap();
+    assert_eq!(interrupted.len(), 1, "{v}");
+    assert_eq!(interrupted[0]["phase"], 4);
+    assert!(
+        interrupted[0]["left_behind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("capture")),
+        "{v}"
+    );
+
+    m.write(100, 32);
+    let out = m.ok(&["phase", "4", "--writers-stopped"], &[0]);
+    assert!(text(&out).contains("gate passed"), "{}", text(&out));
+    let entries = m.entries();
+    let runs: Vec<&Entry> = entries.iter().filter(|e| e.phase == Phase::Sync).collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].outcome, Outcome::Interrupted);
+    assert_eq!(runs[1].outcome, Outcome::Passed);
+    assert_eq!(
+        runs[0].facts, runs[1].facts,
+        "the rerun keeps the first dump"
+    );
+    assert!(runs[1].evidence["cutover"]["last_seq"].as_i64().unwrap() > 0);
+
+    // Rolled back after cutover with the explicit flag, the SQLite schema is as before.
+    let out = m.ok(&["rollback", "--to", "3"], &[2]);
+    assert!(
+        text(&out).contains("--discard-writes-since-cutover"),
+        "{}",
+        text(&out)
+    );
+    let out = m.ok(
+        &["rollback", "--to", "3", "--discard-writes-since-cutover"],
+        &[0],
+    );
+    assert!(
+        text(&out).contains("SQLite schema equals its pre-phase-4 dump"),
+        "{}",
+        text(&out)
+    );
+}
