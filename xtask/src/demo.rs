@@ -99,9 +99,10 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
             RunResult::AlreadyPassed(_) => println!("{phase} had already passed in this folder"),
         }
     }
+    let signoff_report = sign_off(&runner, steps.len() + 2, &mut clean).await?;
     println!(
         "{}. status:\n\n{}\n",
-        steps.len() + 2,
+        steps.len() + 3,
         runner.status().await?
     );
     for report in runner.rollback(0, &RollbackOptions::default()).await? {
@@ -119,9 +120,20 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     println!(
         "{}. status after `rollback --to 0`:\n\n{}\n",
-        steps.len() + 3,
+        steps.len() + 4,
         runner.status().await?
     );
+    if let Some(path) = &signoff_report {
+        println!(
+            "The sign-off report: {}{}\n",
+            path.display(),
+            if args.keep || !clean {
+                ""
+            } else {
+                " (removed with the demo folder; `--keep` keeps it)"
+            }
+        );
+    }
     if args.keep {
         println!(
             "Kept in {}: the store (store/), ferry.toml, and the demo's state (.ferry/: backups, reports, ledger).\nTry the tour of README.md on it:\n\n    cd {KEEP_DIR}\n    cargo xtask phase 1\n    cargo xtask status",
@@ -145,6 +157,52 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Findings
     })
+}
+
+/// Phase 5: the sign-off checks on what the phases before migrated, signed for the demo,
+/// and where the report is. Runs once gate 4 has passed; says so otherwise.
+async fn sign_off(
+    runner: &Runner,
+    step: usize,
+    clean: &mut bool,
+) -> anyhow::Result<Option<PathBuf>> {
+    let entries = runner.ledger().entries()?;
+    let gate4 = ferry_phases::ledger::latest_run(&entries, Phase::Sync).and_then(|e| e.gate_passed);
+    if gate4 != Some(true) {
+        println!(
+            "{step}. {} needs gate 4 (cutover), which has not passed here; no sign-off.\n",
+            Phase::SignOff
+        );
+        return Ok(None);
+    }
+    let options = RunOptions {
+        signed_by: Some("ferry demo".to_owned()),
+        signoff_load: Some(std::time::Duration::from_secs(5)),
+        ..RunOptions::default()
+    };
+    match runner.run(Phase::SignOff, &options).await? {
+        RunResult::Ran {
+            report,
+            report_path,
+        } => {
+            println!("{step}. {} checked zero loss (files, SQLite, PostgreSQL), timed the typical reads against SQLite and the files, ran 16 agents at once, and read phase 4's lag and blackout.\n", Phase::SignOff);
+            println!("{}\n", report.details);
+            println!(
+                "   gate 5: {}\n\n{}\n",
+                if report.passed { "passed" } else { "FAILED" },
+                report.table()
+            );
+            println!("   gate report: {}\n", report_path.display());
+            *clean &= report.passed;
+            let html = report
+                .evidence
+                .get("html")
+                .and_then(|v| v.as_str())
+                .map(PathBuf::from);
+            Ok(html)
+        }
+        RunResult::AlreadyPassed(_) => Ok(None),
+    }
 }
 
 /// The `ferry.toml` of a kept demo: the demo's paths relative to its folder, and its schema.

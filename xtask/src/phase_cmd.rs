@@ -26,6 +26,13 @@ pub struct PhaseArgs {
     /// CHECKs; listed in the transfer report), for this reason, which is recorded.
     #[arg(long, value_name = "REASON")]
     acknowledge: Option<String>,
+    /// Phase 5: sign the report as NAME when every check passes (recorded with the time and
+    /// the report's sha256). Runs the checks again when phase 5 already passed unsigned.
+    #[arg(long, value_name = "NAME")]
+    signed_by: Option<String>,
+    /// Phase 5: how long the simulated agents of the concurrency check run, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    load_secs: u64,
     /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
     #[arg(long)]
     no_wait: bool,
@@ -65,12 +72,18 @@ pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
     if phase >= Phase::Load {
         crate::ci::ensure_postgres(config.postgres.url.expose()).await?;
     }
+    if args.signed_by.is_some() && phase != Phase::SignOff {
+        anyhow::bail!("--signed-by signs phase 5's report; it does nothing for {phase}");
+    }
     let runner = Runner::new(config);
     let options = RunOptions {
         force_reason: if args.force { args.reason } else { None },
-        rerun: args.rerun,
+        // Signing measures again and signs what it measured.
+        rerun: args.rerun || args.signed_by.is_some(),
         acknowledge_rejects: args.acknowledge_rejects,
         acknowledge_schema: args.acknowledge,
+        signed_by: args.signed_by,
+        signoff_load: Some(std::time::Duration::from_secs(args.load_secs.max(1))),
         wait: wait(args.no_wait),
     };
     match runner.run(phase, &options).await? {

@@ -225,7 +225,7 @@ pub(crate) static MODULES: [&dyn Module; 5] = [
     &Built::<crate::import::Import>(PhantomData),
     &Built::<crate::load::Load>(PhantomData),
     &NotBuilt(Phase::Sync),
-    &NotBuilt(Phase::SignOff),
+    &Built::<crate::signoff::SignOff>(PhantomData),
 ];
 
 /// The module of `phase`.

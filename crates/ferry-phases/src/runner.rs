@@ -32,6 +32,11 @@ pub struct RunOptions {
     /// Phase 3: what of the SQLite schema could not be carried over (views, triggers,
     /// CHECKs PostgreSQL refuses) is accepted, for this reason (recorded in the target).
     pub acknowledge_schema: Option<String>,
+    /// Phase 5: the person who signs the report when every check passes (recorded with the
+    /// time and the report's sha256).
+    pub signed_by: Option<String>,
+    /// Phase 5: how long the simulated agents run (default 30 s).
+    pub signoff_load: Option<std::time::Duration>,
     /// What to do when another run holds the state dir.
     pub wait: Wait,
 }

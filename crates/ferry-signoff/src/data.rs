@@ -393,12 +393,15 @@ pub async fn files_against_sqlite(config: &SignoffConfig) -> Result<FileCheck, S
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
-                        .map(|k| {
-                            if cols.len() == 1 {
-                                format!("[{k}]")
-                            } else {
-                                k.to_string()
+                        .map(|k| match k {
+                            Value::Array(_) => k.to_string(),
+                            // A table keyed by (source_path, source_record): the ledger
+                            // keeps the record number alone.
+                            _ if cols.len() == 2 && cols[0] == "source_path" => {
+                                Value::Array(vec![Value::String(path.clone()), k.clone()])
+                                    .to_string()
                             }
+                            _ => format!("[{k}]"),
                         })
                         .collect()
                 })

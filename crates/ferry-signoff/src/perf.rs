@@ -314,6 +314,10 @@ pub fn measure_files(store: &Path, f: &Fixture, iterations: u32) -> Vec<Latency>
 }
 
 fn read_json(path: &Path) -> Option<Value> {
+    // Only regular files: a FIFO or device in the store would block or never end.
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
     let bytes = std::fs::read(path).ok()?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     serde_json::from_slice(bytes).ok()
@@ -326,9 +330,10 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
     };
     for e in entries.flatten() {
         let p = e.path();
-        if p.is_dir() {
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
             out.extend(json_files(&p));
-        } else if p.extension().is_some_and(|x| x == "json") {
+        } else if kind.is_file() && p.extension().is_some_and(|x| x == "json") {
             out.push(p);
         }
     }
