@@ -1,5 +1,6 @@
 //! `cargo xtask demo [--keep]`: the main job, end to end, on a generated agent store —
-//! phases 1 to 3, status, rollback — saying what it did at each step.
+//! phases 1 to 3, the sign-off of phase 5 once gate 4 has passed (with where its report is),
+//! status, rollback — saying what it did at each step.
 //!
 //! Without `--keep` it works in a temporary folder and removes it at the end (the rollback
 //! has already dropped its PostgreSQL schema). With `--keep` it works in `./ferry-demo` and

@@ -147,16 +147,10 @@ async fn phases_one_to_five_pass_signed_and_rollback_to_four_withdraws_the_signa
     }
     // Unsigned: the gate passes, and the phase waits for a signature.
     let unsigned = ran(&runner, Phase::SignOff, &sign(None)).await;
-    let performance_only = unsigned
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .all(|c| c.name.starts_with("performance:"));
-    assert!(performance_only, "{}", unsigned.table());
-    if !unsigned.passed {
-        // A performance miss is reported as it is, never loosened: nothing to sign then.
-        return assert!(unsigned.evidence["signature"].is_null());
-    }
+    // A performance miss is a failed check with its numbers (the bound is never loosened),
+    // and this test fails with them.
+    assert!(unsigned.passed, "{}", unsigned.table());
+    assert!(unsigned.evidence["signature"].is_null());
     assert_eq!(unsigned.findings.what, "awaiting signature");
     let signed = ran(
         &runner,
