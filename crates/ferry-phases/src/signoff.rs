@@ -40,7 +40,7 @@ pub(crate) struct SignatureEvidence {
 pub(crate) struct Evidence {
     /// The report JSON (the evidence a signature covers), and its Markdown and HTML pages.
     #[serde(default)]
-    pub report: Option<PathBuf>,
+    pub signoff_json: Option<PathBuf>,
     #[serde(default)]
     pub markdown: Option<PathBuf>,
     #[serde(default)]
@@ -131,7 +131,7 @@ impl PhaseModule for SignOff {
         )
         .map_err(|e| PhaseError::failed("writing the sign-off report", e))?;
         let e = &mut run.evidence;
-        e.report = Some(paths.json.clone());
+        e.signoff_json = Some(paths.json.clone());
         e.markdown = Some(paths.markdown.clone());
         e.html = Some(paths.html.clone());
         e.evidence_sha256 = Some(paths.evidence_sha256.clone());
@@ -209,7 +209,8 @@ impl PhaseModule for SignOff {
     /// The report the gate (and a signature) vouched for is still there, unchanged.
     async fn recheck(_cx: &Cx<'_>, rec: &Recorded<Self>, _depth: Depth) -> Vec<Check> {
         let name = "sign-off report unchanged";
-        let (Some(path), Some(sha)) = (&rec.evidence.report, &rec.evidence.evidence_sha256) else {
+        let (Some(path), Some(sha)) = (&rec.evidence.signoff_json, &rec.evidence.evidence_sha256)
+        else {
             return vec![Check::new(name, false, "gate 5 recorded no report")];
         };
         vec![match sha256_of(path) {
