@@ -35,12 +35,10 @@ fn empty(title: &str, why: &str) -> Result<String> {
 }
 
 fn bucket_label(b: &Bucket) -> String {
-    if b.le_ms.is_infinite() {
+    if b.le_ms.is_infinite() || b.le_ms > 1e300 {
         "more".to_owned()
-    } else if b.le_ms < 1.0 {
-        format!("≤{}", b.le_ms)
     } else {
-        format!("≤{:.0}", b.le_ms)
+        format!("≤{}", b.le_ms)
     }
 }
 
@@ -72,19 +70,19 @@ pub fn latency_histogram(read: &str, series: &[(&str, &Latency)]) -> Result<Stri
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..labels.len() as f64, 0f64..100f64)
+            .build_cartesian_2d(-0.5f64..labels.len() as f64 - 0.5, 0f64..100f64)
             .map_err(err)?;
         let l = labels.clone();
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(labels.len() + 1)
+            .x_labels(labels.len())
+            // Bucket i is centred on x = i; only whole key points get its label.
             .x_label_formatter(&move |x| {
-                let i = x.floor() as usize;
-                if (x - x.floor()).abs() < 1e-9 {
-                    String::new()
+                if (x - x.round()).abs() < 1e-6 && *x >= 0.0 {
+                    l.get(x.round() as usize).cloned().unwrap_or_default()
                 } else {
-                    l.get(i).cloned().unwrap_or_default()
+                    String::new()
                 }
             })
             .x_desc("latency bucket, ms")
@@ -103,7 +101,7 @@ pub fn latency_histogram(read: &str, series: &[(&str, &Latency)]) -> Result<Stri
                 .iter()
                 .enumerate()
                 .map(|(i, b)| {
-                    let x0 = i as f64 + 0.1 + width * k as f64;
+                    let x0 = i as f64 - 0.4 + width * k as f64;
                     Rectangle::new(
                         [(x0, 0.0), (x0 + width, b.count as f64 * 100.0 / total)],
                         color.filled(),
