@@ -1,6 +1,7 @@
 //! `cargo xtask demo [--keep]`: the main job, end to end, on a generated agent store —
 //! phases 1 to 3, then a writer standing in for the old application while sync follows it
-//! (lag shown), the cutover (phase 4), status, rollback — saying what it did at each step.
+//! (lag shown), the cutover (phase 4), the sign-off of phase 5 (with where its report is),
+//! status, rollback — saying what it did at each step.
 //!
 //! Without `--keep` it works in a temporary folder and removes it at the end (the rollback
 //! has already dropped its PostgreSQL schema). With `--keep` it works in `./ferry-demo` and
@@ -105,6 +106,8 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         clean &= sync_and_cut_over(&runner, step).await?;
         step += 2;
     }
+    let signoff_report = sign_off(&runner, step, &mut clean).await?;
+    step += 1;
     println!("{step}. status:\n\n{}\n", runner.status().await?);
     let rollback = RollbackOptions {
         // PostgreSQL became the live store at cutover: undoing phase 4 needs this flag,
@@ -130,6 +133,17 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         step + 1,
         runner.status().await?
     );
+    if let Some(path) = &signoff_report {
+        println!(
+            "The sign-off report: {}{}\n",
+            path.display(),
+            if args.keep || !clean {
+                ""
+            } else {
+                " (removed with the demo folder; `--keep` keeps it)"
+            }
+        );
+    }
     if args.keep {
         println!(
             "Kept in {}: the store (store/), ferry.toml, and the demo's state (.ferry/: backups, reports, ledger).\nTry the tour of README.md on it:\n\n    cd {KEEP_DIR}\n    cargo xtask phase 1\n    cargo xtask status",
@@ -256,6 +270,52 @@ async fn sync_and_cut_over(runner: &Runner, step: usize) -> anyhow::Result<bool>
         RunResult::AlreadyPassed(_) => true,
     };
     Ok(passed)
+}
+
+/// Phase 5: the sign-off checks on what the phases before migrated, signed for the demo,
+/// and where the report is. Runs once gate 4 has passed; says so otherwise.
+async fn sign_off(
+    runner: &Runner,
+    step: usize,
+    clean: &mut bool,
+) -> anyhow::Result<Option<PathBuf>> {
+    let entries = runner.ledger().entries()?;
+    let gate4 = ferry_phases::ledger::latest_run(&entries, Phase::Sync).and_then(|e| e.gate_passed);
+    if gate4 != Some(true) {
+        println!(
+            "{step}. {} needs gate 4 (cutover), which has not passed here; no sign-off.\n",
+            Phase::SignOff
+        );
+        return Ok(None);
+    }
+    let options = RunOptions {
+        signed_by: Some("ferry demo".to_owned()),
+        signoff_load: Some(std::time::Duration::from_secs(5)),
+        ..RunOptions::default()
+    };
+    match runner.run(Phase::SignOff, &options).await? {
+        RunResult::Ran {
+            report,
+            report_path,
+        } => {
+            println!("{step}. {} checked zero loss (files, SQLite, PostgreSQL), timed the typical reads against SQLite and the files, ran 16 agents at once, and read phase 4's lag and blackout.\n", Phase::SignOff);
+            println!("{}\n", report.details);
+            println!(
+                "   gate 5: {}\n\n{}\n",
+                if report.passed { "passed" } else { "FAILED" },
+                report.table()
+            );
+            println!("   gate report: {}\n", report_path.display());
+            *clean &= report.passed;
+            let html = report
+                .evidence
+                .get("html")
+                .and_then(|v| v.as_str())
+                .map(PathBuf::from);
+            Ok(html)
+        }
+        RunResult::AlreadyPassed(_) => Ok(None),
+    }
 }
 
 /// The `ferry.toml` of a kept demo: the demo's paths relative to its folder, and its schema.

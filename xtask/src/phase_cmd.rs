@@ -30,6 +30,18 @@ pub struct PhaseArgs {
     /// that no file changes while it drains, and aborts naming them if one does.
     #[arg(long)]
     writers_stopped: bool,
+    /// Phase 5: sign the report as NAME when every check passes (recorded with the time and
+    /// the report's sha256). Runs the checks again when phase 5 already passed unsigned.
+    #[arg(long, value_name = "NAME")]
+    signed_by: Option<String>,
+    /// Phase 5: how long the simulated agents of the concurrency check run, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    load_secs: u64,
+    /// Phase 5: accept PostgreSQL's typical reads slower than SQLite or the file reads by
+    /// more than 10%, for this reason; the report the signature covers shows the numbers,
+    /// that they were accepted, and why.
+    #[arg(long, value_name = "REASON")]
+    accept_slower: Option<String>,
     /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
     #[arg(long)]
     no_wait: bool,
@@ -73,13 +85,20 @@ pub async fn phase(args: PhaseArgs, config: Config) -> anyhow::Result<Outcome> {
     if phase >= Phase::Load {
         crate::ci::ensure_postgres(config.postgres.url.expose()).await?;
     }
+    if args.signed_by.is_some() && phase != Phase::SignOff {
+        anyhow::bail!("--signed-by signs phase 5's report; it does nothing for {phase}");
+    }
     let runner = Runner::new(config);
     let options = RunOptions {
         force_reason: if args.force { args.reason } else { None },
-        rerun: args.rerun,
+        // Signing measures again and signs what it measured.
+        rerun: args.rerun || args.signed_by.is_some(),
         acknowledge_rejects: args.acknowledge_rejects,
         acknowledge_schema: args.acknowledge,
         writers_stopped: args.writers_stopped,
+        signed_by: args.signed_by,
+        signoff_load: Some(std::time::Duration::from_secs(args.load_secs.max(1))),
+        accept_slower: args.accept_slower,
         wait: wait(args.no_wait),
     };
     match runner.run(phase, &options).await? {

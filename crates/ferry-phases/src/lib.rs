@@ -20,7 +20,8 @@
 //! - a rollback that does not verify leaves the phase "rollback incomplete" with what it did,
 //!   and `status` re-checks passed gates rather than trusting the ledger.
 //!
-//! Each phase is a module with typed facts and evidence (`foundation`, `import`, `load`, `sync`);
+//! Each phase is a module with typed facts and evidence (`foundation`, `import`, `load`, `sync`,
+//! `signoff`);
 //! adding a phase is adding a module and one line in the runner's table.
 //!
 //! ```no_run
@@ -47,6 +48,7 @@ pub mod lock;
 mod module;
 pub mod phase;
 pub mod runner;
+mod signoff;
 pub mod status;
 pub mod sync;
 

@@ -219,13 +219,13 @@ pub(crate) trait Module: Send + Sync {
     ) -> BoxFuture<'a, Result<(Vec<Check>, Value), PhaseError>>;
 }
 
-/// The five phases, in order. A phase that is not built yet is a [`NotBuilt`].
+/// The five phases, in order.
 pub(crate) static MODULES: [&dyn Module; 5] = [
     &Built::<crate::foundation::Foundation>(PhantomData),
     &Built::<crate::import::Import>(PhantomData),
     &Built::<crate::load::Load>(PhantomData),
     &Built::<crate::sync::Sync>(PhantomData),
-    &NotBuilt(Phase::SignOff),
+    &Built::<crate::signoff::SignOff>(PhantomData),
 ];
 
 /// The module of `phase`.
@@ -340,76 +340,6 @@ impl<P: PhaseModule> Module for Built<P> {
                 entry,
             };
             P::rollback(&mut rb).await
-        })
-    }
-}
-
-/// A phase this version of ferry cannot run yet.
-pub(crate) struct NotBuilt(pub Phase);
-
-impl Module for NotBuilt {
-    fn phase(&self) -> Phase {
-        self.0
-    }
-
-    fn built(&self) -> bool {
-        false
-    }
-
-    fn facts<'a>(&'a self, _cx: &'a Cx<'a>) -> BoxFuture<'a, Result<Value, PhaseError>> {
-        Box::pin(async { Ok(Value::Null) })
-    }
-
-    fn run<'a>(
-        &'a self,
-        _cx: &'a Cx<'a>,
-        _ledger: &'a Ledger,
-        _options: &'a RunOptions,
-        _entry: &'a mut Entry,
-    ) -> BoxFuture<'a, Result<PhaseResult, PhaseError>> {
-        let phase = self.0;
-        Box::pin(async move { Err(PhaseError::NotBuilt { phase }) })
-    }
-
-    fn recheck<'a>(
-        &'a self,
-        _cx: &'a Cx<'a>,
-        _entry: &'a Entry,
-        _depth: Depth,
-    ) -> BoxFuture<'a, Vec<Check>> {
-        Box::pin(async { Vec::new() })
-    }
-
-    fn precondition<'a>(
-        &'a self,
-        _cx: &'a Cx<'a>,
-        _depth: Depth,
-    ) -> BoxFuture<'a, Option<Vec<Check>>> {
-        Box::pin(async { None })
-    }
-
-    fn left_behind<'a>(&'a self, _cx: &'a Cx<'a>, _entry: &'a Entry) -> BoxFuture<'a, Vec<String>> {
-        Box::pin(async { Vec::new() })
-    }
-
-    fn rollback<'a>(
-        &'a self,
-        _cx: &'a Cx<'a>,
-        _ledger: &'a Ledger,
-        _options: &'a RollbackOptions,
-        _entry: &'a mut Entry,
-    ) -> BoxFuture<'a, Result<(Vec<Check>, Value), PhaseError>> {
-        // Nothing of an unbuilt phase was ever created: undoing it is verified at once.
-        let phase = self.0;
-        Box::pin(async move {
-            Ok((
-                vec![Check::new(
-                    "nothing to undo",
-                    true,
-                    format!("{phase} is not built in this version, so it created nothing"),
-                )],
-                Value::Null,
-            ))
         })
     }
 }

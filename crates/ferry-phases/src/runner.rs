@@ -35,6 +35,14 @@ pub struct RunOptions {
     /// Phase 4: the operator states that the old application no longer writes the file
     /// store (`--writers-stopped`); the cutover checks that no file changes during the drain.
     pub writers_stopped: bool,
+    /// Phase 5: the person who signs the report when every check passes (recorded with the
+    /// time and the report's sha256).
+    pub signed_by: Option<String>,
+    /// Phase 5: how long the simulated agents run (default 30 s).
+    pub signoff_load: Option<std::time::Duration>,
+    /// Phase 5: a person's reason for accepting PostgreSQL slower than the baselines by more
+    /// than 10% (recorded in the report the signature covers; nothing else can be accepted).
+    pub accept_slower: Option<String>,
     /// What to do when another run holds the state dir.
     pub wait: Wait,
 }

@@ -1,4 +1,4 @@
-//! Test and demo support: scratch PostgreSQL databases and schemas that clean up after
+//! Test and demo support: a headless browser for the HTML reports ([`browser::chromium`]), scratch PostgreSQL databases and schemas that clean up after
 //! themselves, a PostgreSQL server with pgvector ([`pgvector`]), generators of realistic
 //! fixtures, the shared samples acceptance tests read ([`samples::require`]: an absent sample
 //! fails under CI and is counted elsewhere), and the timestamp cases every timestamp grammar of
@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+pub mod browser;
 pub mod pg;
 pub mod pgvector;
 pub mod samples;
