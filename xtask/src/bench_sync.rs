@@ -175,6 +175,7 @@ fn writer_process(file: &Path, args: &Args) -> anyhow::Result<()> {
         max_writes: args.max_writes,
         duration: (args.secs > 0).then(|| Duration::from_secs(args.secs)),
         prefix: format!("b{}", args.seed),
+        spare_imported: false,
     };
     let started = Instant::now();
     let stats = sync_writer::run(file, &cfg, &AtomicBool::new(false))?;

@@ -190,6 +190,9 @@ async fn sync_and_cut_over(runner: &Runner, step: usize) -> anyhow::Result<bool>
                 &ferry_testkit::sync_writer::WriterConfig {
                     rate: 200,
                     prefix: "demo".into(),
+                    // Phase 5 compares every imported file with its rows; this application
+                    // writes rows of its own (docs/phases.md, phase 5, says why).
+                    spare_imported: true,
                     ..Default::default()
                 },
                 &stop,
@@ -288,9 +291,50 @@ async fn sign_off(
         );
         return Ok(None);
     }
+    let load = Some(std::time::Duration::from_secs(5));
+    // First as the checks stand: PostgreSQL's reads go over a socket and SQLite's and the
+    // files' do not, so "within 10% of the baseline" usually fails, with its numbers.
+    let first = match runner
+        .run(
+            Phase::SignOff,
+            &RunOptions {
+                signoff_load: load,
+                ..RunOptions::default()
+            },
+        )
+        .await?
+    {
+        RunResult::Ran { report, .. } => report,
+        RunResult::AlreadyPassed(_) => return Ok(None),
+    };
+    println!("{step}. {} checked zero loss (files, SQLite, PostgreSQL), timed the typical reads against SQLite and the files, ran 16 agents at once, and read phase 4's lag and blackout.\n", Phase::SignOff);
+    println!(
+        "   gate 5 as measured: {}\n\n{}\n",
+        if first.passed { "passed" } else { "FAILED" },
+        first.table()
+    );
+    let only_slower = first
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .all(|c| c.name.starts_with("performance: PostgreSQL within"));
+    if !only_slower {
+        *clean = false;
+        return Ok(None);
+    }
+    // A person signs; where only the comparison with the baselines missed, they accept it
+    // with a reason the signed report keeps beside the numbers.
+    let accept = (!first.passed).then(|| {
+        "the demo accepts one loopback round trip per read against in-process SQLite and file reads".to_owned()
+    });
+    if let Some(reason) = &accept {
+        println!("   signing with `--accept-slower \"{reason}\"`: the report keeps the numbers, that they were accepted, and why\n");
+    }
     let options = RunOptions {
         signed_by: Some("ferry demo".to_owned()),
-        signoff_load: Some(std::time::Duration::from_secs(5)),
+        signoff_load: load,
+        accept_slower: accept,
+        rerun: true,
         ..RunOptions::default()
     };
     match runner.run(Phase::SignOff, &options).await? {
@@ -298,10 +342,9 @@ async fn sign_off(
             report,
             report_path,
         } => {
-            println!("{step}. {} checked zero loss (files, SQLite, PostgreSQL), timed the typical reads against SQLite and the files, ran 16 agents at once, and read phase 4's lag and blackout.\n", Phase::SignOff);
             println!("{}\n", report.details);
             println!(
-                "   gate 5: {}\n\n{}\n",
+                "   gate 5, signed: {}\n\n{}\n",
                 if report.passed { "passed" } else { "FAILED" },
                 report.table()
             );

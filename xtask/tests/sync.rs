@@ -97,6 +97,7 @@ impl Migration {
                 max_writes: Some(writes),
                 duration: None,
                 prefix: format!("w{seed}"),
+                spare_imported: false,
             },
             &AtomicBool::new(false),
         )

@@ -250,7 +250,7 @@ impl PhaseModule for SignOff {
             }
         }
         out.push(
-            "possibly a scratch schema ferry_signoff_* of the concurrency check (a rollback drops it)"
+            "possibly a scratch schema <schema>_signoff_* of the concurrency check (a rollback drops it)"
                 .to_owned(),
         );
         out
@@ -309,7 +309,7 @@ impl PhaseModule for SignOff {
     }
 }
 
-/// Drops the concurrency check's scratch schemas (`ferry_signoff_*`) a killed run left.
+/// Drops the concurrency check's scratch schemas (`<schema>_signoff_*`) a killed run left.
 async fn drop_scratch_schemas(config: &ferry_core::config::Config) -> Result<Vec<String>, String> {
     use sqlx::Connection as _;
     let connect = sqlx::PgConnection::connect(config.postgres.url.expose());
@@ -318,12 +318,15 @@ async fn drop_scratch_schemas(config: &ferry_core::config::Config) -> Result<Vec
         Ok(Err(e)) => return Err(ferry_core::redact::redact(&e.to_string()).into_owned()),
         Err(_) => return Err("PostgreSQL did not answer within 5 s".to_owned()),
     };
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'ferry\\_signoff\\_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .map_err(|e| e.to_string())?;
+    // Only this migration's: another migration on the same server may be running its own.
+    let prefix = ferry_signoff::concurrency::scratch_prefix(&config.postgres.schema);
+    let names: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace")
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|n: &String| n.starts_with(&prefix))
+        .collect();
     for n in &names {
         sqlx::raw_sql(&format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",

@@ -972,13 +972,33 @@ fn save_series(config: &Config, cut: &Cutover) -> Result<PathBuf, PhaseError> {
         .unwrap_or_default();
     files.sort();
     let mut runs = Vec::new();
+    // One time line for the sign-off's chart: each follower run after the one before, then
+    // the cutover itself, where the drain left `seq - cursor` changes behind (0 when drained).
+    let mut points = Vec::new();
+    let mut offset = 0.0;
     for f in &files {
         if let Ok(series) =
             serde_json::from_slice::<LagSeries>(&std::fs::read(f).unwrap_or_default())
         {
+            let mut end = offset;
+            for p in &series.points {
+                end = offset + p.t;
+                points.push(json!({
+                    "t": end,
+                    "changes_behind": p.changes_behind,
+                    "seconds_behind": p.seconds_behind,
+                }));
+            }
+            offset = end;
             runs.push(json!({ "file": f, "series": series }));
         }
     }
+    points.push(json!({
+        "t": offset,
+        "changes_behind": (cut.seq - cut.cursor).max(0),
+        "seconds_behind": 0.0,
+        "at_cutover": true,
+    }));
     save(
         config,
         "lag4",
@@ -987,6 +1007,7 @@ fn save_series(config: &Config, cut: &Cutover) -> Result<PathBuf, PhaseError> {
             "blackout_ms": cut.blackout_ms,
             "last_seq": cut.seq,
             "follower_runs": runs,
+            "points": points,
         }),
     )
 }

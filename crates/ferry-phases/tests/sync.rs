@@ -77,6 +77,7 @@ impl Scratch {
                 max_writes: Some(writes),
                 duration: None,
                 prefix: format!("w{seed}"),
+                spare_imported: false,
             },
             &AtomicBool::new(false),
         )

@@ -22,13 +22,26 @@ pub struct ConcurrencyReport {
     pub load: LoadReport,
 }
 
+/// The start of the name of every scratch schema the concurrency check makes for the
+/// migration in `schema`: `<schema>_signoff_` (the schema's name cut to 32 bytes so the whole
+/// stays within PostgreSQL's 63). A rollback drops the leftovers of its own migration by
+/// this prefix, never another migration's.
+pub fn scratch_prefix(schema: &str) -> String {
+    let mut cut = schema.len().min(32);
+    while !schema.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}_signoff_", &schema[..cut])
+}
+
 /// Creates the scratch schema, runs the agents, drops the schema.
 pub async fn run(
     config: &SignoffConfig,
     options: &SignoffOptions,
 ) -> Result<ConcurrencyReport, SignoffError> {
     let scratch = format!(
-        "ferry_signoff_{}_{}",
+        "{}{}_{}",
+        scratch_prefix(&config.schema),
         std::process::id(),
         chrono::Utc::now().timestamp_millis()
     );
