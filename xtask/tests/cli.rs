@@ -153,7 +153,9 @@ fn status_json_is_machine_readable() {
 }
 
 /// Regression (issue 10, item 1): the README's tour stranded a newcomer, whose copied
-/// ferry.toml named a store that did not exist. `demo --keep` leaves one the tour runs in.
+/// ferry.toml named a store that did not exist. `demo --keep` leaves one the tour runs in,
+/// and the tour's phases 1 to 5 and its rollback run there as the README writes them
+/// (`sync`, which runs until Ctrl-C, has its own process test in `tests/sync.rs`).
 #[test]
 fn demo_keep_leaves_a_folder_the_tour_runs_in() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,7 +178,42 @@ fn demo_keep_leaves_a_folder_the_tour_runs_in() {
     );
     let out = xtask(&kept, &["migrate", "status"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = xtask(&kept, &["rollback", "--to", "0"], &env);
+    // Phase 2 passes with the store's broken files quarantined: exit 1, as documented.
+    let out = xtask(&kept, &["phase", "2"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("gate passed"), "{}", text(&out));
+    let out = xtask(&kept, &["phase", "3"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = xtask(&kept, &["phase", "4", "--writers-stopped"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Unsigned, phase 5 exits 1 whether it awaits the signature or a comparison missed.
+    let out = xtask(&kept, &["phase", "5", "--load-secs", "1"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = xtask(
+        &kept,
+        &[
+            "phase",
+            "5",
+            "--load-secs",
+            "1",
+            "--signed-by",
+            "Release Manager",
+            "--accept-slower",
+            "a loopback round trip per read",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("signed by Release Manager"),
+        "{}",
+        text(&out)
+    );
+    let out = xtask(
+        &kept,
+        &["rollback", "--to", "0", "--discard-writes-since-cutover"],
+        &env,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // A second kept demo never overwrites the first.

@@ -463,7 +463,7 @@ fn no_wait_refuses_naming_the_holder() {
     loop {
         tries += 1;
         assert!(
-            tries <= ATTEMPTS,
+            tries <= 4 * ATTEMPTS,
             "phase 1 always finished before the second run"
         );
         let m = Migration::new("unused");
@@ -477,10 +477,11 @@ fn no_wait_refuses_naming_the_holder() {
             std::thread::sleep(Duration::from_millis(1));
         }
         let second = m.run(&["phase", "1", "--no-wait"]);
-        let first_done = first.try_wait().unwrap().is_some();
         let out = first.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        if first_done {
+        // The second process starts slower than a small phase 1 may take: when it found the
+        // first one finished it says "already passed" (exit 0); only a refusal counts.
+        if second.status.code() == Some(0) && text(&second).contains("already passed") {
             continue;
         }
         assert_eq!(second.status.code(), Some(2), "{}", text(&second));

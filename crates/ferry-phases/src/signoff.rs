@@ -202,9 +202,17 @@ impl PhaseModule for SignOff {
         };
         Ok(PhaseResult {
             details: format!(
-                "sign-off report: {} (and .md, .json)\nevidence sha256: {}{}",
+                "sign-off report: {} (and .md, .json)\nevidence sha256: {}{}{}",
                 paths.html.display(),
                 paths.evidence_sha256,
+                signature.as_ref().map_or(String::new(), |s| format!(
+                    "\nsigned by {} at {}",
+                    s.signed_by,
+                    s.signed_at.map_or_else(
+                        || "-".to_owned(),
+                        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+                    )
+                )),
                 run.evidence
                     .signature_refused
                     .as_deref()

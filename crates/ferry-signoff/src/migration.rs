@@ -47,7 +47,10 @@ impl MigrationEvidence {
         let Some(path) = self.lag_series.clone() else {
             return self;
         };
-        let full = if path.is_absolute() {
+        // Phase 4 records the path as it wrote it: absolute, or relative to where ferry ran
+        // (a relative `state_dir` is part of it). A path that only makes sense under the
+        // state dir is read from there.
+        let full = if path.is_absolute() || path.exists() {
             path.clone()
         } else {
             state_dir.join(&path)
