@@ -468,7 +468,7 @@ fn no_wait_refuses_naming_the_holder() {
         );
         let m = Migration::new("unused");
         let lock = m.state().join("ferry.lock");
-        let mut first = m.spawn(&["phase", "1"]);
+        let first = m.spawn(&["phase", "1"]);
         let pid = first.id();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("\"pid\": {pid}")))
