@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 /// Crates everything may depend on: the shared vocabulary and the embedded schema files.
 const FOUNDATION: &[&str] = &["ferry-core", "ferry-migrations"];
-/// Crates that may depend on every other: the runner and the command line.
-const ORCHESTRATORS: &[&str] = &["ferry-phases", "xtask"];
+/// Crates that may depend on every other: the runner, the command line, and the sign-off
+/// checks (which are the validation, the data API and the migrator, composed).
+const ORCHESTRATORS: &[&str] = &["ferry-phases", "xtask", "ferry-signoff"];
 
 /// The workspace root (this crate is `<root>/xtask`).
 fn root() -> PathBuf {
