@@ -132,7 +132,7 @@ async fn child(store: &Path, backups: &Path) -> anyhow::Result<()> {
 }
 
 /// FIFOs and other special files: a backup refuses them and `cp -r` blocks on a FIFO.
-fn remove_special_files(root: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_special_files(root: &Path) -> anyhow::Result<()> {
     let mut stack = vec![root.to_owned()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {

@@ -6,6 +6,7 @@
 mod bench_agentdb;
 mod bench_backup;
 mod bench_import;
+mod bench_signoff;
 mod bench_sync;
 mod bench_transfer;
 mod bench_validate;
@@ -108,6 +109,9 @@ enum BenchCommand {
     Agentdb(bench_agentdb::Args),
     /// Phase-4 sync under a writer process: lag, backlog, and apply throughput vs a bare loop.
     Sync(bench_sync::Args),
+    /// Phases 1–5 on a generated store of N files: the sign-off's reads against SQLite and
+    /// the files, the simulated agents, and gate 5's checks.
+    Signoff(bench_signoff::Args),
 }
 
 fn main() -> ExitCode {
@@ -186,6 +190,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
                 BenchCommand::Validate(args) => bench_validate::run(args).await?,
                 BenchCommand::Agentdb(args) => bench_agentdb::run(args).await?,
                 BenchCommand::Sync(args) => bench_sync::run(args).await?,
+                BenchCommand::Signoff(args) => bench_signoff::run(args).await?,
                 BenchCommand::Backup(args) => bench_backup::run(args).await?,
             }
             Ok(Outcome::Clean)

@@ -101,3 +101,18 @@ fn bench_sync_compares_with_a_bare_loop() {
     assert!(out.contains("sync lag under load"), "{out}");
     assert!(out.contains("floor: bare batched delete + insert"), "{out}");
 }
+
+#[test]
+fn bench_signoff_runs_phases_one_to_five_and_prints_the_reads_against_both_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench(
+        dir.path(),
+        &["signoff", "--files", "300", "--load-secs", "1"],
+    );
+    assert!(out.contains("phase 5"), "{out}");
+    assert!(out.contains("pg / sqlite"), "{out}");
+    assert!(out.contains("pg / files"), "{out}");
+    assert!(out.contains("get_agent_status"), "{out}");
+    assert!(out.contains("concurrency"), "{out}");
+    assert!(out.contains("sign-off report: "), "{out}");
+}

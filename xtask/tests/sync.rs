@@ -294,3 +294,112 @@ async fn a_killed_phase_four_is_shown_interrupted_and_its_rerun_cuts_over() {
         text(&out)
     );
 }
+
+/// This migration's scratch schemas of the sign-off's concurrency check.
+async fn scratch_schemas(m: &Migration) -> Vec<String> {
+    let prefix = ferry_signoff::concurrency::scratch_prefix(&m.pg.name);
+    let mut pg = m.pg.connect().await;
+    let names: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace")
+        .fetch_all(&mut pg)
+        .await
+        .unwrap();
+    names
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Phase 5 killed with SIGKILL while its simulated agents run: status shows it interrupted
+/// with what it left, the rerun removes the dead run's scratch schema first and signs, and
+/// the rollback to 4 withdraws the signature and leaves no scratch behind.
+#[tokio::test]
+async fn a_killed_phase_five_is_shown_interrupted_its_rerun_clears_the_scratch_and_signs() {
+    let m = Migration::new("killed5").await;
+    m.ok(&["phase", "4", "--writers-stopped"], &[0]);
+
+    let mut child = m.spawn(&["phase", "5", "--load-secs", "60"]);
+    let deadline = Instant::now() + PATIENCE;
+    let left = loop {
+        let found = scratch_schemas(&m).await;
+        if !found.is_empty() {
+            // Let the agents start writing into it before the kill.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "phase 5 ended within half a second of its 60 s load"
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break found;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("phase 5 ended ({status}) before its scratch schema was seen");
+        }
+        assert!(Instant::now() < deadline, "no scratch schema appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        scratch_schemas(&m).await,
+        left,
+        "the kill left the scratch schema"
+    );
+
+    let v: Value = serde_json::from_slice(&m.ok(&["status", "--json"], &[0]).stdout).unwrap();
+    let interrupted = v["interrupted"].as_array().unwrap();
+    assert_eq!(interrupted.len(), 1, "{v}");
+    assert_eq!(interrupted[0]["phase"], 5);
+    assert!(
+        interrupted[0]["left_behind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("scratch")),
+        "{v}"
+    );
+
+    let out = m.ok(
+        &[
+            "phase",
+            "5",
+            "--load-secs",
+            "1",
+            "--signed-by",
+            "Release Manager",
+            "--accept-slower",
+            "a loopback round trip per read",
+        ],
+        &[0],
+    );
+    let said = text(&out);
+    assert!(said.contains("signed by Release Manager"), "{said}");
+    assert!(
+        said.contains("left by a killed run") && said.contains(&left[0]),
+        "{said}"
+    );
+    assert!(scratch_schemas(&m).await.is_empty(), "{said}");
+    let entries = m.entries();
+    let runs: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.phase == Phase::SignOff)
+        .collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].outcome, Outcome::Interrupted);
+    assert_eq!(runs[1].outcome, Outcome::Passed);
+    let cleared = runs[1].evidence["cleared_before_run"].as_array().unwrap();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.as_str().unwrap().contains(&left[0])),
+        "{cleared:?}"
+    );
+
+    let out = m.ok(&["rollback", "--to", "4"], &[0]);
+    assert!(
+        text(&out).contains("signature of Release Manager is withdrawn"),
+        "{}",
+        text(&out)
+    );
+    let v: Value = serde_json::from_slice(&m.ok(&["status", "--json"], &[0]).stdout).unwrap();
+    assert_eq!(v["phases"][4]["state"], "rolled_back", "{v}");
+    assert_eq!(v["phases"][3]["state"], "passed", "{v}");
+}

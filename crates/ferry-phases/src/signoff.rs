@@ -59,6 +59,10 @@ pub(crate) struct Evidence {
     /// `--signed-by` was given but the gate failed: nothing was signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_refused: Option<String>,
+    /// What an earlier run killed mid-way had left and this run removed first: its scratch
+    /// schemas and scratch copies (the run holds the state-dir lock, so they are nobody's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleared_before_run: Vec<String>,
 }
 
 /// Phase 4's evidence as the sign-off reads it: `cutover.{at, blackout_ms, last_seq}`,
@@ -111,6 +115,34 @@ impl PhaseModule for SignOff {
 
     async fn run(run: &mut RunCx<'_, Self>) -> Result<PhaseResult, PhaseError> {
         let config = run.config();
+        // A killed run leaves its scratch schema and copies; this one holds the state-dir
+        // lock, so nothing else of this migration can be using them.
+        let scratch_dir = config.state_dir.join("signoff");
+        if scratch_dir.exists() {
+            std::fs::remove_dir_all(&scratch_dir).map_err(|e| {
+                PhaseError::failed(
+                    format!(
+                        "removing the scratch copies a killed run left in {}",
+                        scratch_dir.display()
+                    ),
+                    e,
+                )
+            })?;
+            run.evidence
+                .cleared_before_run
+                .push(format!("scratch copies in {}", scratch_dir.display()));
+        }
+        let dropped = drop_scratch_schemas(config)
+            .await
+            .map_err(|e| PhaseError::failed("dropping the scratch schemas a killed run left", e))?;
+        for name in dropped {
+            run.evidence
+                .cleared_before_run
+                .push(format!("scratch schema \"{name}\""));
+        }
+        if !run.evidence.cleared_before_run.is_empty() {
+            run.checkpoint()?;
+        }
         let phase4 = ledger::latest_run(run.cx.entries, Phase::Sync).map(|e| &e.evidence);
         let migration = migration_evidence(phase4);
         let mut options = SignoffOptions::default();
@@ -202,7 +234,15 @@ impl PhaseModule for SignOff {
         };
         Ok(PhaseResult {
             details: format!(
-                "sign-off report: {} (and .md, .json)\nevidence sha256: {}{}{}",
+                "{}sign-off report: {} (and .md, .json)\nevidence sha256: {}{}{}",
+                if run.evidence.cleared_before_run.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "removed first, left by a killed run: {}\n",
+                        run.evidence.cleared_before_run.join(", ")
+                    )
+                },
                 paths.html.display(),
                 paths.evidence_sha256,
                 signature.as_ref().map_or(String::new(), |s| format!(
