@@ -67,6 +67,84 @@ struct Measured {
     seconds: f64,
     peak_rss_kb: u64,
     status: String,
+    /// CPU seconds the PostgreSQL server's processes spent during the timed part.
+    server_cpu_s: Option<f64>,
+    /// CPU seconds of the loading client's own processes (ferry; sqlite3 and psql).
+    client_cpu_s: Option<f64>,
+}
+
+/// CPU time of the PostgreSQL server, read from /proc: every `postgres` process's user and
+/// system time, plus what the postmaster collected from the backends that exited.
+struct CpuMark {
+    server_ticks: Option<u64>,
+}
+
+impl CpuMark {
+    fn now() -> Self {
+        Self {
+            server_ticks: server_ticks(),
+        }
+    }
+
+    fn server_seconds(&self) -> Option<f64> {
+        let (a, b) = (self.server_ticks?, server_ticks()?);
+        Some(b.saturating_sub(a) as f64 / clock_ticks_per_second())
+    }
+}
+
+fn server_ticks() -> Option<u64> {
+    let mut total = 0;
+    let mut seen = false;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: fields after the command name, which may hold spaces.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime, stime, cutime, cstime are fields 14–17 of stat: 12–15 after the comm.
+        let ticks: u64 = f
+            .get(11..15)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.parse::<u64>().ok())
+            .sum();
+        total += ticks;
+        seen = true;
+    }
+    seen.then_some(total)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// What `/usr/bin/time -f '%U %S\n%M'` wrote: peak RSS in kB, and user + system seconds.
+fn read_time_file(path: &Path) -> (Option<u64>, Option<f64>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, None);
+    };
+    let lines: Vec<&str> = text.trim().lines().collect();
+    let kb = lines.last().and_then(|l| l.trim().parse().ok());
+    let cpu = lines.iter().rev().nth(1).and_then(|l| {
+        let v: Vec<f64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (v.len() == 2).then(|| v[0] + v[1])
+    });
+    (kb, cpu)
 }
 
 fn sh(text: &str) -> String {
@@ -157,15 +235,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "seconds",
         "rows/s",
         "peak RSS MB",
+        "server CPU s",
+        "client CPU s",
         "vs floor",
         "status",
     ]);
+    let cpu = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"));
     let mut line = |name: &str, m: &Measured| {
         t.row([
             name.to_owned(),
             format!("{:.2}", m.seconds),
             format!("{:.0}", rows as f64 / m.seconds.max(1e-6)),
             format!("{:.0}", m.peak_rss_kb as f64 / 1024.0),
+            cpu(m.server_cpu_s),
+            cpu(m.client_cpu_s),
             format!("{:.2}x", m.seconds / floor.seconds.max(1e-6)),
             m.status.clone(),
         ]);
@@ -190,10 +273,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ferry.seconds / floor.seconds.max(1e-6)
     );
     match &server_floor {
-        Ok(m) => println!(
-            "ferry / server floor: {:.2}x (target <= 1.2x)",
-            ferry.seconds / m.seconds.max(1e-6)
-        ),
+        Ok(m) => {
+            println!(
+                "ferry / server floor: {:.2}x (target <= 1.2x)",
+                ferry.seconds / m.seconds.max(1e-6)
+            );
+            // On a machine where ferry and the server share the cores, the CPU both need
+            // bounds the wall time from below: what stands between ferry and the floor.
+            if let (Some(fs), Some(fc), Some(ss)) =
+                (ferry.server_cpu_s, ferry.client_cpu_s, m.server_cpu_s)
+            {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+                println!(
+                    "CPU: ferry's run used {:.2} s of server CPU and {fc:.2} s of its own ({:.2} s in all) against the server floor's {ss:.2} s; on {cores} cores that alone takes at least {:.2} s ({:.2}x the server floor)",
+                    fs,
+                    fs + fc,
+                    (fs + fc) / cores,
+                    (fs + fc) / cores / m.seconds.max(1e-6)
+                );
+            }
+        }
         Err(why) => println!("server floor: not measured: {why}"),
     }
     match &pgloader {
@@ -292,6 +391,7 @@ async fn count_rows(url: &str, schema: &str, plan: &TransferPlan) -> anyhow::Res
 struct ShellRun {
     seconds: f64,
     peak_kb: u64,
+    cpu_s: f64,
     failure: Option<String>,
 }
 
@@ -306,17 +406,11 @@ async fn shell(script: &str, rss_files: &[PathBuf]) -> anyhow::Result<ShellRun> 
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     let mut peak_kb = 0;
+    let mut cpu_s = 0.0;
     for f in rss_files {
-        let kb = std::fs::read_to_string(f)
-            .ok()
-            .and_then(|s| {
-                s.trim()
-                    .lines()
-                    .last()
-                    .and_then(|l| l.trim().parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        peak_kb = peak_kb.max(kb);
+        let (kb, cpu) = read_time_file(f);
+        peak_kb = peak_kb.max(kb.unwrap_or(0));
+        cpu_s += cpu.unwrap_or(0.0);
         let _ = std::fs::remove_file(f);
     }
     let failure = (!out.status.success())
@@ -324,12 +418,13 @@ async fn shell(script: &str, rss_files: &[PathBuf]) -> anyhow::Result<ShellRun> 
     Ok(ShellRun {
         seconds,
         peak_kb,
+        cpu_s,
         failure,
     })
 }
 
 /// Like [`shell`], but a failure is an error.
-async fn timed_shell(script: &str, rss_files: &[PathBuf]) -> anyhow::Result<(f64, u64)> {
+async fn timed_shell(script: &str, rss_files: &[PathBuf]) -> anyhow::Result<(f64, u64, f64)> {
     let run = shell(script, rss_files).await?;
     if let Some(f) = run.failure {
         bail!(
@@ -337,12 +432,15 @@ async fn timed_shell(script: &str, rss_files: &[PathBuf]) -> anyhow::Result<(f64
             script.chars().take(200).collect::<String>()
         );
     }
-    Ok((run.seconds, run.peak_kb))
+    Ok((run.seconds, run.peak_kb, run.cpu_s))
 }
 
 fn time_prefix(out: &Path) -> String {
     if Path::new("/usr/bin/time").is_file() {
-        format!("/usr/bin/time -f %M -o {} ", sh(&out.display().to_string()))
+        format!(
+            "/usr/bin/time -f '%U %S\\n%M' -o {} ",
+            sh(&out.display().to_string())
+        )
     } else {
         String::new()
     }
@@ -446,15 +544,21 @@ async fn floor(file: &Path, url: &str, plan: &TransferPlan) -> anyhow::Result<Me
             vec![out],
         ));
     }
+    let cpu = CpuMark::now();
     let started = Instant::now();
     let mut peak = 0;
+    let mut client = 0.0;
     for batch in [jobs, keys] {
-        peak = peak.max(two_at_a_time(batch).await?);
+        let (kb, cpu_s) = two_at_a_time(batch).await?;
+        peak = peak.max(kb);
+        client += cpu_s;
     }
     Ok(Measured {
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_kb: peak,
         status: "ok".into(),
+        server_cpu_s: cpu.server_seconds(),
+        client_cpu_s: Some(client),
     })
 }
 
@@ -527,6 +631,7 @@ async fn server_floor(url: &str, plan: &TransferPlan) -> anyhow::Result<Measured
             cols.join(", ")
         ));
     }
+    let cpu = CpuMark::now();
     let started = Instant::now();
     for batch in [loads, keys] {
         sql_two_at_a_time(url, batch).await?;
@@ -535,6 +640,8 @@ async fn server_floor(url: &str, plan: &TransferPlan) -> anyhow::Result<Measured
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_kb: 0,
         status: "ok".into(),
+        server_cpu_s: cpu.server_seconds(),
+        client_cpu_s: None,
     })
 }
 
@@ -558,7 +665,9 @@ async fn sql_two_at_a_time(url: &str, statements: Vec<String>) -> anyhow::Result
     a.and(b)
 }
 
-async fn two_at_a_time(jobs: Vec<(String, Vec<PathBuf>)>) -> anyhow::Result<u64> {
+/// Runs the shell jobs two at a time; returns the peak RSS (kB) and the CPU seconds of the
+/// timed processes.
+async fn two_at_a_time(jobs: Vec<(String, Vec<PathBuf>)>) -> anyhow::Result<(u64, f64)> {
     let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
         jobs,
     )));
@@ -566,21 +675,24 @@ async fn two_at_a_time(jobs: Vec<(String, Vec<PathBuf>)>) -> anyhow::Result<u64>
     for _ in 0..2 {
         let queue = queue.clone();
         set.spawn(async move {
-            let mut peak = 0;
+            let (mut peak, mut cpu) = (0, 0.0);
             loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                 let Some((script, files)) = next else { break };
-                let (_, kb) = timed_shell(&script, &files).await?;
+                let (_, kb, cpu_s) = timed_shell(&script, &files).await?;
                 peak = peak.max(kb);
+                cpu += cpu_s;
             }
-            anyhow::Ok(peak)
+            anyhow::Ok((peak, cpu))
         });
     }
-    let mut peak = 0;
+    let (mut peak, mut cpu) = (0, 0.0);
     while let Some(r) = set.join_next().await {
-        peak = peak.max(r??);
+        let (kb, cpu_s) = r??;
+        peak = peak.max(kb);
+        cpu += cpu_s;
     }
-    Ok(peak)
+    Ok((peak, cpu))
 }
 
 async fn ferry(file: &Path, url: &str, workers: usize) -> anyhow::Result<Measured> {
@@ -589,7 +701,7 @@ async fn ferry(file: &Path, url: &str, workers: usize) -> anyhow::Result<Measure
     let rss = state.path().join("rss");
     let mut cmd = if Path::new("/usr/bin/time").is_file() {
         let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "%M", "-o"]).arg(&rss).arg(&exe);
+        c.args(["-f", "%U %S\n%M", "-o"]).arg(&rss).arg(&exe);
         c
     } else {
         Command::new(&exe)
@@ -602,12 +714,14 @@ async fn ferry(file: &Path, url: &str, workers: usize) -> anyhow::Result<Measure
         .env("FERRY_PROGRESS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    let cpu = CpuMark::now();
     let started = Instant::now();
     let child = cmd.spawn().context("starting ferry")?;
     let pid = child.id();
     let poll = tokio::spawn(poll_rss(pid));
     let out = child.wait_with_output().await?;
     let seconds = started.elapsed().as_secs_f64();
+    let server_cpu_s = cpu.server_seconds();
     let polled = poll.await.unwrap_or(0);
     if !out.status.success() {
         bail!(
@@ -616,13 +730,13 @@ async fn ferry(file: &Path, url: &str, workers: usize) -> anyhow::Result<Measure
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let timed = std::fs::read_to_string(&rss)
-        .ok()
-        .and_then(|s| s.trim().lines().last().and_then(|l| l.trim().parse().ok()));
+    let (timed, client_cpu_s) = read_time_file(&rss);
     Ok(Measured {
         seconds,
         peak_rss_kb: timed.unwrap_or(polled),
         status: "ok".into(),
+        server_cpu_s,
+        client_cpu_s,
     })
 }
 
@@ -692,5 +806,7 @@ async fn pgloader(file: &Path, url: &str) -> anyhow::Result<Measured> {
         seconds: run.seconds,
         peak_rss_kb: run.peak_kb,
         status,
+        server_cpu_s: None,
+        client_cpu_s: Some(run.cpu_s),
     })
 }

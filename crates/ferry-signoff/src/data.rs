@@ -6,10 +6,11 @@ use std::path::Path;
 
 use ferry_core::pg::PgTarget;
 use ferry_validate::{ValidateOptions, ValidationReport};
+use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{ConnectOptions, Row, SqliteConnection};
 
 use crate::{SignoffCheck, SignoffConfig};
@@ -311,9 +312,23 @@ struct DocColumns {
     has_record: bool,
 }
 
+/// What the ledger says one imported file put in one table.
+struct Expected {
+    /// Index into the list of imported paths.
+    file: usize,
+    /// The table's key columns, as the ledger names them.
+    cols: Vec<String>,
+    /// The keys of the file's rows, as compact JSON arrays.
+    keys: Vec<String>,
+}
+
 /// Every imported file of the ledger against its rows in SQLite: each row's document occurs
 /// byte for byte in the file (the whole file, for a one-record or Markdown file) and hashes
 /// to its `doc_sha256`; each table holds exactly the keys the ledger recorded.
+///
+/// One ordered pass per table (`ORDER BY source_path`), merged with the ledger in path
+/// order: a query per file would scan a table without an index on `source_path` once per
+/// file, which is quadratic in the size of the store.
 pub async fn files_against_sqlite(config: &SignoffConfig) -> Result<FileCheck, String> {
     let mut conn = open_read_only(&config.sqlite).await?;
     let ledger = sqlx::query(
@@ -329,7 +344,8 @@ pub async fn files_against_sqlite(config: &SignoffConfig) -> Result<FileCheck, S
         )
     })?;
     let mut out = FileCheck::default();
-    let mut columns: BTreeMap<String, Option<DocColumns>> = BTreeMap::new();
+    let mut paths: Vec<String> = Vec::new();
+    let mut per_table: BTreeMap<String, Vec<Expected>> = BTreeMap::new();
     for row in ledger {
         let path: String = row.get(0);
         let status: String = row.get(1);
@@ -349,35 +365,22 @@ pub async fn files_against_sqlite(config: &SignoffConfig) -> Result<FileCheck, S
         }
         out.files_compared += 1;
         let row_keys: String = row.get(2);
-        let diff = |table: &str, key: &str, reason: String| FileDifference {
-            path: path.clone(),
-            table: table.to_owned(),
-            key: key.to_owned(),
-            reason,
-        };
-        let bytes = match std::fs::read(config.store_dir.join(&path)) {
-            Ok(b) => b,
-            Err(e) => {
-                out.differences
-                    .push(diff("", "", format!("cannot be read in the store: {e}")));
-                continue;
-            }
-        };
-        let file = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         let keys: Value = match serde_json::from_str(&row_keys) {
             Ok(v) => v,
             Err(e) => {
-                out.differences.push(diff(
-                    "",
-                    "",
-                    format!("its ledger row_keys is not JSON: {e}"),
-                ));
+                out.differences.push(FileDifference {
+                    path,
+                    table: String::new(),
+                    key: String::new(),
+                    reason: format!("its ledger row_keys is not JSON: {e}"),
+                });
                 continue;
             }
         };
         let Some(keys) = keys.as_object() else {
             continue;
         };
+        let file = paths.len();
         for (table, set) in keys {
             let cols: Vec<String> = set
                 .get("key")
@@ -388,7 +391,7 @@ pub async fn files_against_sqlite(config: &SignoffConfig) -> Result<FileCheck, S
                         .collect()
                 })
                 .unwrap_or_default();
-            let expected: Vec<String> = set
+            let keys: Vec<String> = set
                 .get("rows")
                 .and_then(Value::as_array)
                 .map(|a| {
@@ -406,112 +409,179 @@ pub async fn files_against_sqlite(config: &SignoffConfig) -> Result<FileCheck, S
                         .collect()
                 })
                 .unwrap_or_default();
-            if !columns.contains_key(table) {
-                let c = doc_columns(&mut conn, table).await?;
-                columns.insert(table.clone(), c);
+            per_table
+                .entry(table.clone())
+                .or_default()
+                .push(Expected { file, cols, keys });
+        }
+        paths.push(path);
+    }
+
+    for (table, expected) in per_table {
+        let Some(doc_cols) = doc_columns(&mut conn, &table).await? else {
+            // A table without documents (task_dependencies): its keys are checked by
+            // phase 2's gate and its content by the SQLite/PostgreSQL comparison.
+            continue;
+        };
+        // Files whose ledger entry names no key columns for this table are not compared,
+        // as before; the others share the table's key.
+        let Some(cols) = expected
+            .iter()
+            .find(|e| !e.cols.is_empty())
+            .map(|e| e.cols.clone())
+        else {
+            continue;
+        };
+        let key_sql = cols
+            .iter()
+            .map(|c| ferry_core::sql::quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT source_path, json_array({key_sql}), {}, doc_sha256, doc_snapshot FROM {} \
+             WHERE source_path IS NOT NULL ORDER BY source_path{}",
+            doc_cols.text,
+            ferry_core::sql::quote_ident(&table),
+            if doc_cols.has_record {
+                ", source_record"
+            } else {
+                ""
             }
-            let Some(Some(doc_cols)) = columns.get(table) else {
-                // A table without documents (task_dependencies): its keys are checked by
-                // phase 2's gate and its content by the SQLite/PostgreSQL comparison.
-                continue;
-            };
-            if cols.is_empty() {
-                continue;
-            }
-            let key_sql = cols
-                .iter()
-                .map(|c| ferry_core::sql::quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT json_array({key_sql}), {}, doc_sha256, doc_snapshot FROM {} WHERE source_path = ?{}",
-                doc_cols.text,
-                ferry_core::sql::quote_ident(table),
-                if doc_cols.has_record { " ORDER BY source_record" } else { "" }
-            );
-            let rows = sqlx::query(&sql)
-                .bind(&path)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| format!("reading the rows of {path} in table {table}: {e}"))?;
-            let mut found = Vec::new();
-            // Records come in file order: each search starts where the last one ended.
-            let mut from = 0usize;
-            for r in rows {
-                let key: String = r.get(0);
-                let text: Option<String> = r.get(1);
-                let sha: Option<String> = r.get(2);
-                let snapshot: Option<String> = r.get(3);
-                found.push(key.clone());
-                let text = match (text, snapshot) {
-                    (Some(t), _) => t.into_bytes(),
-                    (None, Some(s)) => match std::fs::read(config.state_dir.join(&s)) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            out.differences.push(diff(
-                                table,
-                                &key,
-                                format!("its document snapshot {s} cannot be read: {e}"),
-                            ));
-                            continue;
-                        }
+        );
+        let mut rows = sqlx::query(&sql).fetch(&mut conn);
+        let mut next: Option<SqliteRow> = None;
+        for e in expected.iter().filter(|e| !e.cols.is_empty()) {
+            let path = &paths[e.file];
+            // This file's rows: rows of paths the ledger does not list as imported (and
+            // therefore before this one in the order) are not this check's business.
+            let mut group = Vec::new();
+            loop {
+                let r = match next.take() {
+                    Some(r) => r,
+                    None => match rows.try_next().await {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(e) => return Err(format!("reading the rows of table {table}: {e}")),
                     },
-                    (None, None) => {
-                        out.differences.push(diff(
-                            table,
-                            &key,
-                            "the row has no document".to_owned(),
-                        ));
-                        continue;
-                    }
                 };
-                if let Some(sha) = sha {
-                    let got = hex::encode(Sha256::digest(&text));
-                    if got != sha {
-                        out.differences.push(diff(
-                            table,
-                            &key,
-                            format!("its document hashes to {got}, its doc_sha256 says {sha}"),
-                        ));
-                        continue;
+                let p: String = r.get(0);
+                match p.as_str().cmp(path.as_str()) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => group.push(r),
+                    std::cmp::Ordering::Greater => {
+                        next = Some(r);
+                        break;
                     }
                 }
-                let at = find(&file[from.min(file.len())..], &text)
-                    .map(|i| i + from)
-                    .or_else(|| find(file, &text));
-                let Some(at) = at else {
-                    out.differences.push(diff(
-                        table,
-                        &key,
-                        "its document is not in the file as it is in the store".to_owned(),
-                    ));
-                    continue;
-                };
-                from = at + text.len();
-                out.documents_equal += 1;
             }
-            for k in &expected {
-                if !found.contains(k) {
-                    out.differences.push(diff(
-                        table,
-                        k,
-                        "the file's document has no row in the database".to_owned(),
-                    ));
-                }
-            }
-            for k in &found {
-                if !expected.contains(k) {
-                    out.differences.push(diff(
-                        table,
-                        k,
-                        "a row claims this file, but the ledger does not list it".to_owned(),
-                    ));
-                }
-            }
+            compare_file(config, &mut out, &table, path, &e.keys, group);
         }
     }
     let _ = sqlx::Connection::close(conn).await;
+    // File by file, as a person reads them.
+    out.differences
+        .sort_by(|a, b| (&a.path, &a.table).cmp(&(&b.path, &b.table)));
+    out.differences.dedup();
     Ok(out)
+}
+
+/// One imported file's rows in one table (`source_path`, key, document, sha, snapshot; in
+/// record order) against the file in the store and the keys the ledger recorded.
+fn compare_file(
+    config: &SignoffConfig,
+    out: &mut FileCheck,
+    table: &str,
+    path: &str,
+    expected: &[String],
+    rows: Vec<SqliteRow>,
+) {
+    let diff = |key: &str, reason: String| FileDifference {
+        path: path.to_owned(),
+        table: table.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let bytes = match std::fs::read(config.store_dir.join(path)) {
+        Ok(b) => b,
+        Err(e) => {
+            out.differences.push(FileDifference {
+                path: path.to_owned(),
+                table: String::new(),
+                key: String::new(),
+                reason: format!("cannot be read in the store: {e}"),
+            });
+            return;
+        }
+    };
+    let file = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut found = Vec::new();
+    // Records come in file order: each search starts where the last one ended.
+    let mut from = 0usize;
+    for r in rows {
+        let key: String = r.get(1);
+        let text: Option<String> = r.get(2);
+        let sha: Option<String> = r.get(3);
+        let snapshot: Option<String> = r.get(4);
+        found.push(key.clone());
+        let text = match (text, snapshot) {
+            (Some(t), _) => t.into_bytes(),
+            (None, Some(s)) => match std::fs::read(config.state_dir.join(&s)) {
+                Ok(b) => b,
+                Err(e) => {
+                    out.differences.push(diff(
+                        &key,
+                        format!("its document snapshot {s} cannot be read: {e}"),
+                    ));
+                    continue;
+                }
+            },
+            (None, None) => {
+                out.differences
+                    .push(diff(&key, "the row has no document".to_owned()));
+                continue;
+            }
+        };
+        if let Some(sha) = sha {
+            let got = hex::encode(Sha256::digest(&text));
+            if got != sha {
+                out.differences.push(diff(
+                    &key,
+                    format!("its document hashes to {got}, its doc_sha256 says {sha}"),
+                ));
+                continue;
+            }
+        }
+        let at = find(&file[from.min(file.len())..], &text)
+            .map(|i| i + from)
+            .or_else(|| find(file, &text));
+        let Some(at) = at else {
+            out.differences.push(diff(
+                &key,
+                "its document is not in the file as it is in the store".to_owned(),
+            ));
+            continue;
+        };
+        from = at + text.len();
+        out.documents_equal += 1;
+    }
+    let found_set: std::collections::HashSet<&String> = found.iter().collect();
+    let expected_set: std::collections::HashSet<&String> = expected.iter().collect();
+    for k in expected {
+        if !found_set.contains(k) {
+            out.differences.push(diff(
+                k,
+                "the file's document has no row in the database".to_owned(),
+            ));
+        }
+    }
+    for k in &found {
+        if !expected_set.contains(k) {
+            out.differences.push(diff(
+                k,
+                "a row claims this file, but the ledger does not list it".to_owned(),
+            ));
+        }
+    }
 }
 
 async fn doc_columns(

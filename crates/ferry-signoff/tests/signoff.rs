@@ -189,6 +189,27 @@ async fn a_changed_row_and_a_missing_file_document_fail_the_data_check_naming_ta
             .fetch_one(&mut lite)
             .await
             .unwrap();
+    // A second message claims another message's file: the ledger does not list it. And a
+    // row of a file the ledger does not know sorts before every imported path: not this
+    // check's business, and it must not throw the ordered pass off.
+    let (other, other_path): (String, String) = sqlx::query_as(
+        "SELECT message_id, source_path FROM messages ORDER BY message_id DESC LIMIT 1",
+    )
+    .fetch_one(&mut lite)
+    .await
+    .unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE TEMP TABLE copied AS SELECT * FROM messages WHERE message_id = '{other}';
+         INSERT INTO messages SELECT 'claimant', mailbox_agent_id, folder, from_agent, to_agent,
+             message_type, priority, priority_raw, subject, body, status, sent_at, source_path,
+             source_record, doc, doc_sha256, doc_size, doc_snapshot FROM copied;
+         INSERT INTO messages SELECT 'stray', mailbox_agent_id, folder, from_agent, to_agent,
+             message_type, priority, priority_raw, subject, body, status, sent_at, '!stray.json',
+             source_record, doc, doc_sha256, doc_size, doc_snapshot FROM copied;"
+    ))
+    .execute(&mut lite)
+    .await
+    .unwrap();
     sqlx::query("DELETE FROM messages WHERE message_id = ?")
         .bind(&message)
         .execute(&mut lite)
@@ -219,4 +240,34 @@ async fn a_changed_row_and_a_missing_file_document_fail_the_data_check_naming_ta
         .differences
         .iter()
         .any(|d| d.table == "messages" && d.key.contains(&message) && d.path == path));
+    let claimant: Vec<_> = bad
+        .files
+        .differences
+        .iter()
+        .filter(|d| d.key.contains("claimant"))
+        .collect();
+    assert_eq!(claimant.len(), 1, "{:#?}", bad.files.differences);
+    assert_eq!(claimant[0].path, other_path);
+    assert!(
+        claimant[0].reason.contains("the ledger does not list it"),
+        "{claimant:?}"
+    );
+    assert!(
+        !bad.files
+            .differences
+            .iter()
+            .any(|d| d.key.contains("stray")),
+        "{:#?}",
+        bad.files.differences
+    );
+    // Nothing else differs: every other file's documents were still found.
+    assert_eq!(
+        bad.files.differences.len(),
+        2,
+        "{:#?}",
+        bad.files.differences
+    );
+    // One document fewer (the deleted message), one more (the claimant's, which is in the
+    // file it claims).
+    assert_eq!(bad.files.documents_equal, good.files.documents_equal);
 }
