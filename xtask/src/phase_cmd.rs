@@ -223,7 +223,9 @@ async fn export_plan(runner: &Runner) -> anyhow::Result<Outcome> {
         println!("no cutover is recorded: there is nothing written to PostgreSQL since to export");
         return Ok(Outcome::Clean);
     };
-    println!("export back to files of the writes since the cutover at {at} (plan: nothing is changed)\n");
+    println!(
+        "export back to files of the writes since the cutover at {at} (plan: nothing is changed)\n"
+    );
     for line in &report.lines {
         println!("  {line}");
     }

@@ -189,11 +189,7 @@ fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn plan_path(
-    profile: &Profile,
-    store_dir: &Path,
-    pr: &PathRows,
-) -> Result<FilePlan, Vec<Reject>> {
+fn plan_path(profile: &Profile, store_dir: &Path, pr: &PathRows) -> Result<FilePlan, Vec<Reject>> {
     let path = pr.path.as_str();
     let abs = store_dir.join(path);
     let current = match std::fs::read(&abs) {
@@ -257,7 +253,9 @@ fn plan_path(
                 table: r.table.clone(),
                 key: r.key.clone(),
                 path: Some(path.to_owned()),
-                reason: "the row keeps no document (doc, source_text and doc_snapshot are all empty)".into(),
+                reason:
+                    "the row keeps no document (doc, source_text and doc_snapshot are all empty)"
+                        .into(),
             });
         }
     }
@@ -612,11 +610,7 @@ pub fn temp_path(abs: &Path) -> PathBuf {
 
 /// Carries out one file of the plan (see the module docs). `displaced_dir` receives the
 /// version it replaces, at the same relative path.
-pub fn apply(
-    store_dir: &Path,
-    displaced_dir: &Path,
-    file: &FilePlan,
-) -> std::io::Result<Applied> {
+pub fn apply(store_dir: &Path, displaced_dir: &Path, file: &FilePlan) -> std::io::Result<Applied> {
     let abs = store_dir.join(&file.path);
     let tmp = temp_path(&abs);
     if tmp.exists() {
@@ -706,7 +700,10 @@ pub fn verify(profile: &Profile, store_dir: &Path, file: &FilePlan) -> Vec<Strin
     };
     let Some(expected_bytes) = &file.bytes else {
         if bytes.is_some() {
-            out.push(format!("{}: still there, although it was to be removed", file.path));
+            out.push(format!(
+                "{}: still there, although it was to be removed",
+                file.path
+            ));
         }
         return out;
     };
@@ -725,7 +722,10 @@ pub fn verify(profile: &Profile, store_dir: &Path, file: &FilePlan) -> Vec<Strin
         return out;
     }
     let Some(rule) = rule_for(profile, &file.path) else {
-        return vec![format!("{}: the import profile maps the path to no rule", file.path)];
+        return vec![format!(
+            "{}: the import profile maps the path to no rule",
+            file.path
+        )];
     };
     if rule.table != file.table {
         out.push(format!(
@@ -928,7 +928,10 @@ mod tests {
             apply(dir.path(), &dir.path().join("displaced"), f).unwrap();
             assert!(verify(&profile, dir.path(), f).is_empty());
         }
-        assert_eq!(std::fs::read_to_string(dir.path().join(p)).unwrap(), "{\"a\":1}\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(p)).unwrap(),
+            "{\"a\":1}\n"
+        );
         assert!(!dir.path().join("gone.json").exists());
         assert!(dir.path().join("displaced/gone.json").exists());
     }

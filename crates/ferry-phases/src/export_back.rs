@@ -236,7 +236,9 @@ async fn doc_tables(lite: &mut sqlx::SqliteConnection) -> Result<Vec<DocTable>, 
         out.push(DocTable {
             key: key.remove(0).1,
             path_col: path_col.into(),
-            record_col: have.contains("source_record").then(|| "source_record".into()),
+            record_col: have
+                .contains("source_record")
+                .then(|| "source_record".into()),
             doc: have.contains("doc"),
             source_text: have.contains("source_text"),
             name,
@@ -254,7 +256,7 @@ fn ident_cols(t: &DocTable, pg: bool) -> String {
     let record = t
         .record_col
         .as_deref()
-        .map_or("0".to_owned(), |c| format!("{}", quote_ident(c)));
+        .map_or("0".to_owned(), |c| quote_ident(c).to_string());
     let record = if pg {
         format!("({record})::bigint")
     } else {
@@ -451,7 +453,10 @@ pub(crate) fn inventory(store: &Path) -> std::io::Result<Vec<InventoryEntry>> {
 }
 
 /// The differences between the store now and an inventory, as sentences (at most a few).
-pub(crate) fn compare_inventory(store: &Path, saved: &[InventoryEntry]) -> std::io::Result<Vec<String>> {
+pub(crate) fn compare_inventory(
+    store: &Path,
+    saved: &[InventoryEntry],
+) -> std::io::Result<Vec<String>> {
     let now = inventory(store)?;
     let a: BTreeMap<&str, &InventoryEntry> = saved.iter().map(|e| (e.path.as_str(), e)).collect();
     let b: BTreeMap<&str, &InventoryEntry> = now.iter().map(|e| (e.path.as_str(), e)).collect();

@@ -321,7 +321,11 @@ impl PhaseModule for Foundation {
                 (e.phase == crate::phase::Phase::Sync
                     && e.action == crate::ledger::Action::Rollback
                     && e.outcome == crate::ledger::Outcome::RolledBack)
-                    .then(|| e.evidence["export_back"]["inventory"].as_str().map(PathBuf::from))
+                    .then(|| {
+                        e.evidence["export_back"]["inventory"]
+                            .as_str()
+                            .map(PathBuf::from)
+                    })
                     .flatten()
             });
             if let Some(inv) = exported {

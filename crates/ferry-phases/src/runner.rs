@@ -386,14 +386,24 @@ impl Runner {
             .files
             .iter()
             .filter(|f| !f.done)
-            .map(|f| format!("{:<6} {} ({} records)", f.action.as_str(), f.path, f.records))
+            .map(|f| {
+                format!(
+                    "{:<6} {} ({} records)",
+                    f.action.as_str(),
+                    f.path,
+                    f.records
+                )
+            })
             .collect();
         lines.extend(computed.plan.rejects.iter().map(|r| {
             format!(
                 "reject table {} key {}{}: {}",
                 r.table,
                 r.key,
-                r.path.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+                r.path
+                    .as_deref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default(),
                 r.reason
             )
         }));

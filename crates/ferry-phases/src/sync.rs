@@ -424,13 +424,13 @@ impl PhaseModule for Sync {
                     ),
                 ));
             } else {
-            rb.step(format!(
+                rb.step(format!(
                 "discarding {total} rows written to PostgreSQL since the cutover at {} (--discard-writes-since-cutover)",
                 cut.at
             ))?;
-            out.insert("cutover_at".into(), json!(cut.at));
-            out.insert("discarded_writes_since_cutover".into(), json!(total));
-            out.insert("discarded_writes".into(), json!(writes));
+                out.insert("cutover_at".into(), json!(cut.at));
+                out.insert("discarded_writes_since_cutover".into(), json!(total));
+                out.insert("discarded_writes".into(), json!(writes));
             }
         }
         rb.step(format!(
@@ -1222,24 +1222,6 @@ async fn read_state(target: &SyncTarget) -> Result<Option<StateRow>, String> {
     row
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pre_phase_dump_leaves_out_capture_objects_only() {
-        let dump = "table \"agents\"\n  \"agent_id\" text\ntable \"ferry_sync_log\"\n  \"seq\" integer\ntrigger \"ferry_sync_ins_agents\"\n  CREATE TRIGGER …\ntrigger \"mine\"\n  CREATE TRIGGER mine …\n";
-        assert_eq!(
-            without_capture(dump),
-            "table \"agents\"\n  \"agent_id\" text\ntrigger \"mine\"\n  CREATE TRIGGER mine …\n"
-        );
-        assert_eq!(
-            crate::checks::without_runtime_tables(dump),
-            without_capture(dump)
-        );
-    }
-}
-
 /// Rollback 4→3 with `--export-back`: every row created, changed or deleted in PostgreSQL
 /// since the cutover written back into the store (see `export_back.rs` and
 /// `ferry_import::export`), each written file read back and compared with its rows, and the
@@ -1367,4 +1349,22 @@ async fn export_back(
     let report = save("export-report.json", &evidence)?;
     evidence["report"] = json!(report);
     Ok((checks, evidence))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pre_phase_dump_leaves_out_capture_objects_only() {
+        let dump = "table \"agents\"\n  \"agent_id\" text\ntable \"ferry_sync_log\"\n  \"seq\" integer\ntrigger \"ferry_sync_ins_agents\"\n  CREATE TRIGGER …\ntrigger \"mine\"\n  CREATE TRIGGER mine …\n";
+        assert_eq!(
+            without_capture(dump),
+            "table \"agents\"\n  \"agent_id\" text\ntrigger \"mine\"\n  CREATE TRIGGER mine …\n"
+        );
+        assert_eq!(
+            crate::checks::without_runtime_tables(dump),
+            without_capture(dump)
+        );
+    }
 }

@@ -134,15 +134,21 @@ async fn up_to(runner: &Runner, last: Phase) {
         };
         let report = ran(runner.run(phase, &options).await.unwrap());
         if phase != Phase::SignOff {
-            assert!(report.passed, "{phase}: {}\n{}", report.table(), report.details);
+            assert!(
+                report.passed,
+                "{phase}: {}\n{}",
+                report.table(),
+                report.details
+            );
         }
     }
 }
 
 /// The application after cutover, through the data API on PostgreSQL: new tasks, a status
 /// change, new messages, a message processed, a message deleted — on the agents the store
-/// has (the two first, by id).
-async fn application_writes(config: &Config) {
+/// has (the two first, by id). Returns whether it changed and removed records the import
+/// wrote (an imported task and inbox message were there to change).
+async fn application_writes(config: &Config) -> bool {
     let db = AgentDb::connect(
         config.postgres.url.expose(),
         AgentDbOptions::from_config(config),
@@ -180,6 +186,7 @@ async fn application_writes(config: &Config) {
     .fetch_optional(&mut pg)
     .await
     .unwrap();
+    let edited = imported.is_some();
     if let Some(task) = imported {
         db.update_task_status(&task, "completed").await.unwrap();
     }
@@ -194,6 +201,7 @@ async fn application_writes(config: &Config) {
     .fetch_optional(&mut pg)
     .await
     .unwrap();
+    let edited = edited && inbox.is_some();
     if let Some(m) = inbox {
         db.mark_processed(&m).await.unwrap();
     }
@@ -205,6 +213,7 @@ async fn application_writes(config: &Config) {
     .execute(&mut pg)
     .await
     .unwrap();
+    edited
 }
 
 /// The round trip on `store` (a copy the test may change), in `root`: phases 1–5, the
@@ -217,7 +226,7 @@ async fn round_trip(root: &Path, store: &Path, prefix: &str) {
     up_to(&runner, Phase::SignOff).await;
     let at_cutover = tree(store);
 
-    application_writes(&cfg).await;
+    let imported_records = application_writes(&cfg).await;
     let before_rollback = digests(&pg.name, &[]).await;
     let sqlite_sha = file_sha(&cfg.sqlite.path);
 
@@ -226,13 +235,23 @@ async fn round_trip(root: &Path, store: &Path, prefix: &str) {
     let counts = &plan.plan["counts"];
     eprintln!("{prefix}: plan {counts}");
     assert_eq!(plan.rejects, 0, "{:#?}", plan.lines);
-    assert!(counts["write"].as_u64().unwrap() >= 2, "{counts}");
     assert!(counts["create"].as_u64().unwrap() >= 3, "{counts}");
-    assert!(counts["remove"].as_u64().unwrap() >= 1, "{counts}");
+    if imported_records {
+        assert!(counts["write"].as_u64().unwrap() >= 2, "{counts}");
+        assert!(counts["remove"].as_u64().unwrap() >= 1, "{counts}");
+    }
     assert!(plan.report.as_ref().unwrap().is_file());
     assert_eq!(tree(store), at_cutover, "the plan wrote the store");
-    assert_eq!(file_sha(&cfg.sqlite.path), sqlite_sha, "the plan wrote SQLite");
-    assert_eq!(digests(&pg.name, &[]).await, before_rollback, "the plan wrote PostgreSQL");
+    assert_eq!(
+        file_sha(&cfg.sqlite.path),
+        sqlite_sha,
+        "the plan wrote SQLite"
+    );
+    assert_eq!(
+        digests(&pg.name, &[]).await,
+        before_rollback,
+        "the plan wrote PostgreSQL"
+    );
     let rewritten_lists: Vec<String> = plan.plan["files"]
         .as_array()
         .unwrap()
@@ -255,7 +274,10 @@ async fn round_trip(root: &Path, store: &Path, prefix: &str) {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("--restore-store") && err.contains("--export-back"), "{err}");
+    assert!(
+        err.contains("--restore-store") && err.contains("--export-back"),
+        "{err}"
+    );
 
     let reports = runner
         .rollback(
@@ -280,12 +302,15 @@ async fn round_trip(root: &Path, store: &Path, prefix: &str) {
         .iter()
         .map(|a| a["path"].as_str().unwrap().to_owned())
         .collect();
-    assert!(four.checks.iter().any(|c| c.name == "exported files verified" && c.passed));
+    assert!(four
+        .checks
+        .iter()
+        .any(|c| c.name == "exported files verified" && c.passed));
     let one = &reports[4];
     assert!(
-        one.checks
-            .iter()
-            .any(|c| c.name == "store equals the cutover store plus the exported changes" && c.passed),
+        one.checks.iter().any(|c| c.name
+            == "store equals the cutover store plus the exported changes"
+            && c.passed),
         "{}",
         one.table()
     );
@@ -294,7 +319,11 @@ async fn round_trip(root: &Path, store: &Path, prefix: &str) {
     let after = tree(store);
     for (path, sha) in &at_cutover {
         if !exported.contains(path) {
-            assert_eq!(after.get(path), Some(sha), "{path} changed although no row of it did");
+            assert_eq!(
+                after.get(path),
+                Some(sha),
+                "{path} changed although no row of it did"
+            );
         }
     }
     let displaced = PathBuf::from(ev["displaced_dir"].as_str().unwrap());
@@ -333,7 +362,10 @@ async fn round_trip(root: &Path, store: &Path, prefix: &str) {
         .filter(|(t, d)| again.get(*t) != Some(d))
         .map(|(t, d)| format!("{t}: {d:?} before, {:?} again", again.get(t)))
         .collect();
-    assert!(differ.is_empty(), "{prefix}: tables differ after the round trip: {differ:#?}");
+    assert!(
+        differ.is_empty(),
+        "{prefix}: tables differ after the round trip: {differ:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -358,12 +390,17 @@ async fn the_round_trip_holds_on_the_sample_agent_stores() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(!names.is_empty(), "no sample store under {}", samples.display());
+    assert!(
+        !names.is_empty(),
+        "no sample store under {}",
+        samples.display()
+    );
     for name in names {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
         copy_tree(&samples.join(&name), &store);
-        round_trip(dir.path(), &store, &format!("exportback_{}", name.replace('-', "_"))).await;
+        let prefix = format!("exportback_{}", name.replace('-', "_"));
+        round_trip(dir.path(), &store, &prefix).await;
     }
 }
 
