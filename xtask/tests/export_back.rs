@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_agentdb::{AgentDb, AgentDbOptions, NewMessage};
+use ferry_agentdb::{AgentDb, AgentDbOptions, NewMessage, Page};
 use ferry_phases::ledger::{Action, Ledger, Outcome};
 use ferry_phases::Phase;
 
@@ -72,9 +72,10 @@ impl Migration {
         out
     }
 
-    /// The application sends `n` messages through the data API on PostgreSQL: each a new
-    /// file in an inbox and one in an outbox.
-    async fn send(&self, n: usize, body: &str) {
+    /// The application sends `n` messages through the data API on PostgreSQL (each a new
+    /// file in an inbox and one in an outbox) and marks `processed` imported inbox messages
+    /// processed (each moves from `inbox/` to `processed/`). Returns the inbox files moved.
+    async fn send(&self, n: usize, processed: usize, body: &str) -> Vec<String> {
         let mut options = AgentDbOptions {
             schema: self.pg.name.clone(),
             state_dir: Some(self.state()),
@@ -84,6 +85,18 @@ impl Migration {
         let db = AgentDb::connect(&ferry_testkit::pg::server_url(), options)
             .await
             .unwrap();
+        let mut moved = Vec::new();
+        for agent in ["Agent-2", "Agent-3", "Agent-4"] {
+            let inbox = db.get_inbox(agent, Page::first(100)).await.unwrap();
+            for m in inbox
+                .into_iter()
+                .take(processed.saturating_sub(moved.len()))
+            {
+                db.mark_processed(&m.message_id).await.unwrap();
+                moved.push(m.message_id);
+            }
+        }
+        assert_eq!(moved.len(), processed, "not enough imported inbox messages");
         for i in 0..n {
             let to = ["Agent-1", "Agent-2", "Agent-3", "Agent-4"][i % 4];
             db.send_message(&NewMessage::new("Agent-2", to, format!("{body} {i}")))
@@ -91,6 +104,7 @@ impl Migration {
                 .unwrap();
         }
         db.close().await;
+        moved
     }
 }
 
@@ -127,12 +141,22 @@ fn is_temp(path: &str) -> bool {
 async fn an_export_killed_midway_leaves_no_half_written_file_and_a_rerun_finishes_it() {
     let m = Migration::new("exportkill").await;
     let at_cutover = tree(&m.store());
-    m.send(300, "sent after cutover").await;
+    let moved = m.send(300, 20, "sent after cutover").await;
+    let creates = 600 + moved.len();
 
     // The plan through the command line: counts, a JSON report, exit 0, nothing changed.
     let out = m.ok(&["rollback", "--to", "0", "--export-back", "--plan"], &[0]);
     let t = text(&out);
-    assert!(t.contains("files to create") && t.contains("600"), "{t}");
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("files to create") && l.ends_with(&format!(" {creates}"))),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("files to remove") && l.ends_with(" 20")),
+        "{t}"
+    );
     assert!(t.contains("JSON report:"), "{t}");
     assert_eq!(tree(&m.store()), at_cutover, "--plan changed the store");
 
@@ -166,7 +190,7 @@ async fn an_export_killed_midway_leaves_no_half_written_file_and_a_rerun_finishe
     };
     let created_when_killed = created(&killed);
     assert!(
-        created_when_killed < 600,
+        created_when_killed < creates,
         "the kill came after the export ({created_when_killed} files created)"
     );
 
@@ -206,19 +230,30 @@ async fn an_export_killed_midway_leaves_no_half_written_file_and_a_rerun_finishe
         .keys()
         .filter(|p| !at_cutover.contains_key(*p))
         .count();
-    assert_eq!(new_files, 600, "every message sent is a file again");
-    for (path, bytes) in &at_cutover {
-        assert_eq!(after.get(path), Some(bytes), "{path} changed");
-    }
-    // Nothing was displaced twice.
-    let export_dir = m.state().join("export-back");
-    let displaced: Vec<String> = tree(&export_dir)
-        .keys()
-        .filter(|p| p.contains("/displaced/"))
-        .cloned()
-        .collect();
-    assert!(
-        displaced.iter().all(|p| !p.ends_with(".2")),
-        "{displaced:?}"
+    assert_eq!(
+        new_files, creates,
+        "every message sent or moved is a file again"
     );
+    for (path, bytes) in &at_cutover {
+        if moved.contains(path) {
+            assert!(!after.contains_key(path), "{path} was moved to processed/");
+        } else {
+            assert_eq!(after.get(path), Some(bytes), "{path} changed");
+        }
+    }
+    // Each file moved away is kept once, as it was at cutover: nothing displaced twice.
+    let export_dir = m.state().join("export-back");
+    let kept = tree(&export_dir);
+    let displaced: Vec<(&String, &Vec<u8>)> = kept
+        .iter()
+        .filter(|(p, _)| p.contains("/displaced/"))
+        .collect();
+    assert_eq!(displaced.len(), moved.len(), "{:?}", kept.keys());
+    for path in &moved {
+        let (_, bytes) = displaced
+            .iter()
+            .find(|(p, _)| p.ends_with(&format!("/displaced/{path}")))
+            .unwrap_or_else(|| panic!("{path} was not kept"));
+        assert_eq!(Some(*bytes), at_cutover.get(path), "{path}");
+    }
 }

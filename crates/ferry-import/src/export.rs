@@ -782,9 +782,6 @@ pub fn verify(profile: &Profile, store_dir: &Path, file: &FilePlan) -> Vec<Strin
                 file.path,
                 crate::plan::DOCUMENTS_TABLE
             ));
-            if std::env::var_os("FERRY_EXPORT_DEBUG").is_some() {
-                eprintln!("FILE:\n{text}\nCONTAINER:\n{container}");
-            }
         }
     }
     out
