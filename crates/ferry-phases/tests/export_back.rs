@@ -421,3 +421,84 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A write with no file form (a row of `agent_memory`) is never passed over: the plan lists
+/// it (table, key, reason), rollback 4→3 with `--export-back` stops before touching the
+/// store and PostgreSQL, and only `--discard-writes-since-cutover` with it exports the rest
+/// and records the row as discarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_without_a_file_form_stops_the_export_until_it_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    generate(&store, &StoreSpec::small()).unwrap();
+    remove_special_files(&store);
+    let pg = ScratchSchema::new("exportback_reject").await;
+    let cfg = config(&dir.path().join("one"), &store, &pg.name);
+    let runner = Runner::new(cfg.clone());
+    up_to(&runner, Phase::Sync).await;
+    let at_cutover = tree(&store);
+    let db = AgentDb::connect(cfg.postgres.url.expose(), AgentDbOptions::from_config(&cfg))
+        .await
+        .unwrap();
+    db.create_task(&NewTask::new("Agent-2", "exported"))
+        .await
+        .unwrap();
+    db.close().await;
+    let mut conn = pg.connect().await;
+    sqlx::query("INSERT INTO agent_memory (agent_id, content) VALUES ('Agent-2', 'remembered')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let plan = runner.export_plan().await.unwrap();
+    assert_eq!(plan.rejects, 1, "{:#?}", plan.lines);
+    let reject = &plan.plan["rejects"][0];
+    assert_eq!(reject["table"], "agent_memory", "{reject}");
+    assert!(
+        reject["reason"].as_str().unwrap().contains("no file form"),
+        "{reject}"
+    );
+
+    let export = RollbackOptions {
+        export_back: true,
+        ..RollbackOptions::default()
+    };
+    let before = digests(&pg.name, &[]).await;
+    let reports = runner.rollback(3, &export).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    assert!(!reports[0].passed);
+    let check = reports[0]
+        .checks
+        .iter()
+        .find(|c| c.name == "every row written since the cutover can be written back")
+        .unwrap();
+    assert!(
+        !check.passed && check.detail.contains("agent_memory"),
+        "{check:?}"
+    );
+    assert_eq!(tree(&store), at_cutover, "the store was written");
+    assert_eq!(
+        digests(&pg.name, &[]).await,
+        before,
+        "PostgreSQL was changed"
+    );
+
+    let reports = runner
+        .rollback(
+            3,
+            &RollbackOptions {
+                discard_writes_since_cutover: true,
+                ..export
+            },
+        )
+        .await
+        .unwrap();
+    assert!(reports[0].passed, "{}", reports[0].table());
+    let ev = &reports[0].evidence["export_back"];
+    assert_eq!(ev["counts"]["unrenderable_rows"], 1, "{ev}");
+    assert!(PathBuf::from(ev["unrenderable_report"].as_str().unwrap()).is_file());
+    assert_eq!(ev["counts"]["write"], 1, "{ev}");
+    let list =
+        std::fs::read_to_string(store.join("agent_workspaces/Agent-2/task_list.json")).unwrap();
+    assert!(list.contains("\"exported\""), "{list}");
+}
