@@ -242,17 +242,16 @@ async fn an_export_killed_midway_leaves_no_half_written_file_and_a_rerun_finishe
         }
     }
     // Each file moved away is kept once, as it was at cutover: nothing displaced twice.
-    let export_dir = m.state().join("export-back");
-    let kept = tree(&export_dir);
+    let kept = tree(&m.state().join("displaced"));
     let displaced: Vec<(&String, &Vec<u8>)> = kept
         .iter()
-        .filter(|(p, _)| p.contains("/displaced/"))
+        .filter(|(p, _)| p.starts_with("export-back-"))
         .collect();
     assert_eq!(displaced.len(), moved.len(), "{:?}", kept.keys());
     for path in &moved {
         let (_, bytes) = displaced
             .iter()
-            .find(|(p, _)| p.ends_with(&format!("/displaced/{path}")))
+            .find(|(p, _)| p.ends_with(&format!("/store/{path}")))
             .unwrap_or_else(|| panic!("{path} was not kept"));
         assert_eq!(Some(*bytes), at_cutover.get(path), "{path}");
     }

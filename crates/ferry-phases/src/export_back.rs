@@ -494,12 +494,28 @@ pub(crate) fn plan_json(c: &Computed) -> Value {
     })
 }
 
-/// Where an export keeps what it displaces, its rejects and the store's inventory: one
-/// folder per cutover, so a rerun after a kill finds the same one.
+/// Where an export keeps its report, its rejects and the store's inventory: one folder per
+/// cutover, so a rerun after a kill finds the same one.
 pub(crate) fn export_dir(config: &Config, cutover_at: &str) -> PathBuf {
-    let id: String = cutover_at
+    config
+        .state_dir
+        .join("export-back")
+        .join(cutover_id(cutover_at))
+}
+
+/// Where an export moves what it replaces or removes, as every rollback does:
+/// `state_dir/displaced/export-back-<cutover>/store/<path>`.
+pub(crate) fn displaced_dir(config: &Config, cutover_at: &str) -> PathBuf {
+    config
+        .state_dir
+        .join("displaced")
+        .join(format!("export-back-{}", cutover_id(cutover_at)))
+        .join("store")
+}
+
+fn cutover_id(cutover_at: &str) -> String {
+    cutover_at
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    config.state_dir.join("export-back").join(id)
+        .collect()
 }

@@ -1238,7 +1238,7 @@ async fn export_back(
     let config = rb.config();
     let computed = crate::export_back::compute(config, sqlite, writes).await?;
     let dir = crate::export_back::export_dir(config, &cut.at);
-    let displaced = dir.join("displaced");
+    let displaced = crate::export_back::displaced_dir(config, &cut.at);
     let mut evidence = crate::export_back::plan_json(&computed);
     let save = |name: &str, v: &Value| -> Result<PathBuf, PhaseError> {
         let path = dir.join(name);
