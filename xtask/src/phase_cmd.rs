@@ -67,6 +67,15 @@ pub struct RollbackArgs {
     /// (without it the rollback refuses, counting those rows); recorded in the ledger.
     #[arg(long)]
     discard_writes_since_cutover: bool,
+    /// When undoing phase 4 after its cutover, first write every row created, changed or
+    /// deleted in PostgreSQL since back into the file store (replaced files moved aside,
+    /// never deleted); undoing phase 1 then checks the store against what the export left.
+    #[arg(long)]
+    export_back: bool,
+    /// With --export-back: list every file the export would write, create or remove, and
+    /// the rows it could not render, with counts and a JSON report; changes nothing.
+    #[arg(long, requires = "export_back")]
+    plan: bool,
     /// When another run holds the state dir, refuse at once (naming it) instead of waiting.
     #[arg(long)]
     no_wait: bool,
@@ -168,12 +177,16 @@ pub async fn status(args: StatusArgs, config: Config) -> anyhow::Result<Outcome>
 
 pub async fn rollback(args: RollbackArgs, config: Config) -> anyhow::Result<Outcome> {
     let runner = Runner::new(config);
+    if args.plan {
+        return export_plan(&runner).await;
+    }
     let reports = runner
         .rollback(
             args.to,
             &RollbackOptions {
                 restore_store: args.restore_store,
                 discard_writes_since_cutover: args.discard_writes_since_cutover,
+                export_back: args.export_back,
                 wait: wait(args.no_wait),
             },
         )
@@ -200,5 +213,42 @@ pub async fn rollback(args: RollbackArgs, config: Config) -> anyhow::Result<Outc
         Outcome::Clean
     } else {
         Outcome::Findings
+    })
+}
+
+/// `rollback --export-back --plan`: the list, the counts and the JSON report; nothing changed.
+async fn export_plan(runner: &Runner) -> anyhow::Result<Outcome> {
+    let report = runner.export_plan().await?;
+    let Some(at) = &report.cutover_at else {
+        println!("no cutover is recorded: there is nothing written to PostgreSQL since to export");
+        return Ok(Outcome::Clean);
+    };
+    println!(
+        "export back to files of the writes since the cutover at {at} (plan: nothing is changed)\n"
+    );
+    for line in &report.lines {
+        println!("  {line}");
+    }
+    let counts = &report.plan["counts"];
+    println!(
+        "\n{:<20} {:>8}\n{:<20} {:>8}\n{:<20} {:>8}\n{:<20} {:>8}\n{:<20} {:>8}",
+        "files to write",
+        counts["write"],
+        "files to create",
+        counts["create"],
+        "files to remove",
+        counts["remove"],
+        "already as planned",
+        counts["already_as_planned"],
+        "unrenderable rows",
+        counts["unrenderable_rows"]
+    );
+    if let Some(p) = &report.report {
+        println!("\nJSON report: {}", p.display());
+    }
+    Ok(if report.rejects > 0 {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
     })
 }

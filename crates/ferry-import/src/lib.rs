@@ -35,6 +35,7 @@
 
 mod bulk;
 mod error;
+pub mod export;
 mod front_matter;
 mod fsops;
 pub mod gate;

@@ -596,10 +596,10 @@ impl<'a> Reader<'a, '_> {
 
 /// The container of records a `records.at` pointer finds first: an array for `each =
 /// "element"`, an object for `each = "member"`.
-fn find_records<'v>(
+pub(crate) fn find_records<'v>(
     value: &'v Value,
     records: &'v crate::profile::Records,
-) -> Result<(&'v str, &'v Value), Fail> {
+) -> Result<(&'v str, &'v Value), Reason> {
     let found = records.at.iter().find_map(|p| {
         let v = if p.is_empty() {
             Some(value)
@@ -636,7 +636,6 @@ fn find_records<'v>(
                 places.join(" or ")
             ),
         )
-        .into()
     })
 }
 

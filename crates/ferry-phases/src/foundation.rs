@@ -314,6 +314,60 @@ impl PhaseModule for Foundation {
             }
         }
 
+        if rb.options.export_back {
+            // The store is what the export of rollback 4→3 left: the cutover's store with
+            // every exported file as written (its inventory was taken after verifying them).
+            let exported = rb.cx.entries.iter().rev().find_map(|e| {
+                (e.phase == crate::phase::Phase::Sync
+                    && e.action == crate::ledger::Action::Rollback
+                    && e.outcome == crate::ledger::Outcome::RolledBack)
+                    .then(|| {
+                        e.evidence["export_back"]["inventory"]
+                            .as_str()
+                            .map(PathBuf::from)
+                    })
+                    .flatten()
+            });
+            if let Some(inv) = exported {
+                let name = "store equals the cutover store plus the exported changes";
+                let saved: Vec<crate::export_back::InventoryEntry> = std::fs::read(&inv)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .ok_or_else(|| {
+                        PhaseError::failed(
+                            "checking the store",
+                            format!("the export's inventory {} cannot be read", inv.display()),
+                        )
+                    })?;
+                let store2 = store.clone();
+                let diff = tokio::task::spawn_blocking(move || {
+                    crate::export_back::compare_inventory(&store2, &saved)
+                })
+                .await
+                .map_err(|e| PhaseError::failed("comparing the store", e))?
+                .map_err(|e| PhaseError::failed("comparing the store", e))?;
+                checks.push(Check::new(
+                    name,
+                    diff.is_empty(),
+                    if diff.is_empty() {
+                        format!(
+                            "{} compared with the inventory taken after the export, {}",
+                            store.display(),
+                            inv.display()
+                        )
+                    } else {
+                        format!(
+                            "{} files differ from the inventory taken after the export ({}), first: {}",
+                            diff.len(),
+                            inv.display(),
+                            diff.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                ));
+                out.insert("store_inventory".into(), json!(inv));
+                return Ok((checks, Value::Object(out)));
+            }
+        }
         let name = "store equals the phase-1 backup";
         let Some(evidence) = rb.newest(|r| r.evidence.backup.clone()) else {
             // ferry never writes the store; with no backup there is no manifest to prove it.

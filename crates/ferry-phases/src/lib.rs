@@ -38,6 +38,7 @@
 
 mod checks;
 pub mod error;
+mod export_back;
 mod foundation;
 pub mod gate;
 mod housekeeping;
@@ -57,5 +58,5 @@ pub use gate::{Check, Findings, GateReport};
 pub use lock::{StateLock, Wait};
 pub use module::Depth;
 pub use phase::Phase;
-pub use runner::{RollbackOptions, RunOptions, RunResult, Runner};
+pub use runner::{ExportPlanReport, RollbackOptions, RunOptions, RunResult, Runner};
 pub use status::StatusReport;

@@ -56,8 +56,24 @@ pub struct RollbackOptions {
     /// Rolling back phase 4 after its cutover discards what was written to PostgreSQL
     /// since (`--discard-writes-since-cutover`); without it the rollback refuses.
     pub discard_writes_since_cutover: bool,
+    /// Rolling back phase 4 after its cutover first writes every row created, changed or
+    /// deleted in PostgreSQL since back into the file store (`--export-back`); rolling back
+    /// phase 1 then checks the store against what the export left.
+    pub export_back: bool,
     /// What to do when another run holds the state dir.
     pub wait: Wait,
+}
+
+/// What `rollback --export-back --plan` would do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportPlanReport {
+    pub cutover_at: Option<String>,
+    /// `export_back.rs`'s plan: files, counts, rejects, tables.
+    pub plan: Value,
+    /// One line per file: action and path.
+    pub lines: Vec<String>,
+    pub rejects: usize,
+    pub report: Option<PathBuf>,
 }
 
 /// What `run` did.
@@ -240,6 +256,12 @@ impl Runner {
         if to > 4 {
             return Err(PhaseError::BadRollbackTarget(to));
         }
+        if options.export_back && options.restore_store {
+            return Err(PhaseError::failed(
+                "rollback",
+                "--restore-store puts the phase-1 backup of the store back, which would undo what --export-back writes into it; give one of them",
+            ));
+        }
         let lock = StateLock::acquire(
             &self.config.state_dir,
             &format!("rollback --to {to}"),
@@ -334,6 +356,70 @@ impl Runner {
         self.ledger.mirror().await;
         lock.release();
         Ok(reports)
+    }
+
+    /// `rollback --export-back --plan`: what the export would write, create and remove, and
+    /// which rows it could not render. Takes no lock and changes nothing in the store, the
+    /// SQLite file or PostgreSQL (the JSON report goes under `state_dir/reports/`).
+    pub async fn export_plan(&self) -> Result<ExportPlanReport, PhaseError> {
+        let target = crate::sync::sync_target(&self.config);
+        let cut = crate::sync::recorded_cutover(&target)
+            .await
+            .map_err(|e| PhaseError::failed("planning the export", e))?;
+        let Some(cut) = cut else {
+            return Ok(ExportPlanReport {
+                cutover_at: None,
+                plan: json!({"files": [], "counts": {"write": 0, "create": 0, "remove": 0, "unrenderable_rows": 0}}),
+                lines: Vec::new(),
+                rejects: 0,
+                report: None,
+            });
+        };
+        let writes = ferry_sync::pg_writes_since_cutover(&target)
+            .await
+            .map_err(|e| PhaseError::failed("planning the export", e))?;
+        let computed =
+            crate::export_back::compute(&self.config, &self.config.sqlite.path, &writes).await?;
+        let plan = crate::export_back::plan_json(&computed);
+        let mut lines: Vec<String> = computed
+            .plan
+            .files
+            .iter()
+            .filter(|f| !f.done)
+            .map(|f| {
+                format!(
+                    "{:<6} {} ({} records)",
+                    f.action.as_str(),
+                    f.path,
+                    f.records
+                )
+            })
+            .collect();
+        lines.extend(computed.plan.rejects.iter().map(|r| {
+            format!(
+                "reject table {} key {}{}: {}",
+                r.table,
+                r.key,
+                r.path
+                    .as_deref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default(),
+                r.reason
+            )
+        }));
+        let mut report = ExportPlanReport {
+            cutover_at: Some(cut.at.clone()),
+            plan,
+            lines,
+            rejects: computed.plan.rejects.len(),
+            report: None,
+        };
+        let path = ferry_core::fsutil::report_path(&self.config.state_dir, "export-plan", "json")
+            .map_err(|e| PhaseError::failed("writing the export plan", e))?;
+        ferry_core::fsutil::write_json(&path, &report)
+            .map_err(|e| PhaseError::failed("writing the export plan", e))?;
+        report.report = Some(path);
+        Ok(report)
     }
 
     fn new_entry(

@@ -389,6 +389,7 @@ impl PhaseModule for Sync {
             .unwrap_or_else(|| config.sqlite.path.clone());
         let target = sync_target(config);
         let mut out = serde_json::Map::new();
+        let mut export_checks = Vec::new();
         let cut = recorded_cutover(&target)
             .await
             .map_err(|e| PhaseError::failed("rolling back phase 4", e))?;
@@ -402,7 +403,17 @@ impl PhaseModule for Sync {
                 .filter(|w| w.new_or_changed + w.gone > 0)
                 .map(|w| format!("{} {}", w.table, w.new_or_changed + w.gone))
                 .collect();
-            if !rb.options.discard_writes_since_cutover {
+            if rb.options.export_back {
+                let (checks, evidence) = export_back(rb, &sqlite, cut, &writes).await?;
+                out.insert("cutover_at".into(), json!(cut.at));
+                out.insert("export_back".into(), evidence);
+                if !crate::gate::all_passed(&checks) {
+                    // Nothing of the cutover is undone: PostgreSQL keeps every row, and a
+                    // rerun exports again.
+                    return Ok((checks, Value::Object(out)));
+                }
+                export_checks = checks;
+            } else if !rb.options.discard_writes_since_cutover {
                 return Err(PhaseError::failed(
                     "rolling back phase 4",
                     format!(
@@ -412,14 +423,15 @@ impl PhaseModule for Sync {
                         if total == 0 { "rolling back makes SQLite the live store again" } else { "they would be lost" }
                     ),
                 ));
-            }
-            rb.step(format!(
+            } else {
+                rb.step(format!(
                 "discarding {total} rows written to PostgreSQL since the cutover at {} (--discard-writes-since-cutover)",
                 cut.at
             ))?;
-            out.insert("cutover_at".into(), json!(cut.at));
-            out.insert("discarded_writes_since_cutover".into(), json!(total));
-            out.insert("discarded_writes".into(), json!(writes));
+                out.insert("cutover_at".into(), json!(cut.at));
+                out.insert("discarded_writes_since_cutover".into(), json!(total));
+                out.insert("discarded_writes".into(), json!(writes));
+            }
         }
         rb.step(format!(
             "removing capture (triggers, change log) from {}",
@@ -439,7 +451,7 @@ impl PhaseModule for Sync {
             .await
             .map_err(|e| PhaseError::failed("dropping the sync bookkeeping", e))?;
 
-        let mut checks = Vec::new();
+        let mut checks = export_checks;
         let now = sqlite_schema(&sqlite).await?;
         checks.push(match &rb.facts.sqlite_schema_before {
             Some(before) => {
@@ -920,7 +932,7 @@ async fn recorded_lag(config: &Config) -> Result<LagEvidence, String> {
     })
 }
 
-async fn pg_connect(target: &SyncTarget) -> Result<sqlx::PgConnection, String> {
+pub(crate) async fn pg_connect(target: &SyncTarget) -> Result<sqlx::PgConnection, String> {
     <sqlx::PgConnection as sqlx::Connection>::connect(target.url.expose())
         .await
         .map_err(|e| {
@@ -1208,6 +1220,135 @@ async fn read_state(target: &SyncTarget) -> Result<Option<StateRow>, String> {
     .map_err(|e| ferry_core::redact::redact(&e.to_string()).into_owned());
     let _ = sqlx::Connection::close(conn).await;
     row
+}
+
+/// Rollback 4→3 with `--export-back`: every row created, changed or deleted in PostgreSQL
+/// since the cutover written back into the store (see `export_back.rs` and
+/// `ferry_import::export`), each written file read back and compared with its rows, and the
+/// store's inventory after the export saved for rollback 1→0. Rows that cannot be rendered
+/// stop it before any file is touched (unless `--discard-writes-since-cutover` accepts
+/// losing them, recorded); so does a file that does not verify, after the export.
+async fn export_back(
+    rb: &mut RollbackCx<'_, Sync>,
+    sqlite: &Path,
+    cut: &Cutover,
+    writes: &[ferry_sync::TableWrites],
+) -> Result<(Vec<Check>, Value), PhaseError> {
+    use ferry_import::export;
+    let config = rb.config();
+    let computed = crate::export_back::compute(config, sqlite, writes).await?;
+    let dir = crate::export_back::export_dir(config, &cut.at);
+    let displaced = crate::export_back::displaced_dir(config, &cut.at);
+    let mut evidence = crate::export_back::plan_json(&computed);
+    let save = |name: &str, v: &Value| -> Result<PathBuf, PhaseError> {
+        let path = dir.join(name);
+        ferry_core::fsutil::write_json(&path, v)
+            .map_err(|e| PhaseError::failed(format!("writing {}", path.display()), e))?;
+        Ok(path)
+    };
+    let plan = &computed.plan;
+    let rejects = plan.rejects.len();
+    let mut checks = Vec::new();
+    if rejects > 0 {
+        let path = save("unrenderable-rows.json", &json!(plan.rejects))?;
+        evidence["unrenderable_report"] = json!(path);
+        let first = &plan.rejects[0];
+        let detail = format!(
+            "{rejects} rows cannot be written back (report {}); first: table {} key {}: {}",
+            path.display(),
+            first.table,
+            first.key,
+            first.reason
+        );
+        if !rb.options.discard_writes_since_cutover {
+            checks.push(Check::new(
+                "every row written since the cutover can be written back",
+                false,
+                format!("{detail}; nothing was changed (give --discard-writes-since-cutover as well to export the rest and lose these)"),
+            ));
+            return Ok((checks, evidence));
+        }
+        rb.step(format!(
+            "discarding {rejects} rows that cannot be written back (--discard-writes-since-cutover); {detail}"
+        ))?;
+        checks.push(Check::new(
+            "every row written since the cutover can be written back",
+            true,
+            format!("{detail}; discarded, as --discard-writes-since-cutover says"),
+        ));
+    }
+    let todo: Vec<export::FilePlan> = plan.files.iter().filter(|f| !f.done).cloned().collect();
+    rb.step(format!(
+        "exporting the writes since the cutover at {} into {}: {} files to write, {} to create, {} to remove ({} already as planned); replaced versions go to {}",
+        cut.at,
+        config.source.store_dir.display(),
+        plan.count(export::Action::Write),
+        plan.count(export::Action::Create),
+        plan.count(export::Action::Remove),
+        plan.files.len() - todo.len(),
+        displaced.display()
+    ))?;
+    let store = config.source.store_dir.clone();
+    let total = todo.len();
+    let mut applied = Vec::with_capacity(total);
+    let mut next_mark = total / 10;
+    for (i, f) in todo.into_iter().enumerate() {
+        let (s, d) = (store.clone(), displaced.clone());
+        let a = tokio::task::spawn_blocking(move || export::apply(&s, &d, &f))
+            .await
+            .map_err(|e| PhaseError::failed("exporting", e))?
+            .map_err(|e| PhaseError::failed("exporting a file back into the store", e))?;
+        applied.push(a);
+        if total >= 20 && i + 1 >= next_mark.max(1) && i + 1 < total {
+            rb.step(format!("exported {} of {total} files", i + 1))?;
+            next_mark += total / 10;
+        }
+    }
+    evidence["applied"] = json!(applied);
+    evidence["displaced_dir"] = json!(displaced);
+    let profile = ferry_import::Profile::from_setting(&config.import.profile)
+        .map_err(|e| PhaseError::failed("loading the import profile", e))?;
+    let files = plan.files.clone();
+    let (s2, p2) = (store.clone(), profile.clone());
+    let problems: Vec<String> = tokio::task::spawn_blocking(move || {
+        files
+            .iter()
+            .flat_map(|f| export::verify(&p2, &s2, f))
+            .collect()
+    })
+    .await
+    .map_err(|e| PhaseError::failed("verifying the export", e))?;
+    checks.push(Check::new(
+        "exported files verified",
+        problems.is_empty(),
+        if problems.is_empty() {
+            format!(
+                "{} files read back, split into records as the import does, each equal to its rows in PostgreSQL",
+                plan.files.len()
+            )
+        } else {
+            format!(
+                "{} problems, first: {}; PostgreSQL is left as it is",
+                problems.len(),
+                problems.iter().take(3).cloned().collect::<Vec<_>>().join(" | ")
+            )
+        },
+    ));
+    if !problems.is_empty() {
+        evidence["verification_problems"] = json!(problems);
+        return Ok((checks, evidence));
+    }
+    let s3 = store.clone();
+    let inventory = tokio::task::spawn_blocking(move || crate::export_back::inventory(&s3))
+        .await
+        .map_err(|e| PhaseError::failed("taking the store's inventory", e))?
+        .map_err(|e| PhaseError::failed("taking the store's inventory", e))?;
+    let inv_path = save("store-after-export.json", &json!(inventory))?;
+    evidence["inventory"] = json!(inv_path);
+    evidence["inventory_files"] = json!(inventory.len());
+    let report = save("export-report.json", &evidence)?;
+    evidence["report"] = json!(report);
+    Ok((checks, evidence))
 }
 
 #[cfg(test)]
