@@ -7,6 +7,7 @@ mod bench_agentdb;
 mod bench_backup;
 mod bench_import;
 mod bench_sync;
+mod bench_sync_files;
 mod bench_transfer;
 mod bench_validate;
 mod ci;

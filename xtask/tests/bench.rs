@@ -101,3 +101,26 @@ fn bench_sync_compares_with_a_bare_loop() {
     assert!(out.contains("sync lag under load"), "{out}");
     assert!(out.contains("floor: bare batched delete + insert"), "{out}");
 }
+
+#[test]
+fn bench_sync_files_compares_with_a_bare_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench(
+        dir.path(),
+        &[
+            "sync",
+            "--files",
+            "--secs",
+            "2",
+            "--file-rate",
+            "50",
+            "--file-burst",
+            "100",
+            "--agents",
+            "2",
+        ],
+    );
+    assert!(out.contains("sync lag of file changes under load"), "{out}");
+    assert!(out.contains("floor: bare incremental import"), "{out}");
+    assert!(out.contains("peak RSS"), "{out}");
+}
