@@ -1207,7 +1207,15 @@ impl Applier {
                 PgSide::close(c).await;
             }
         }
-        if let Some(c) = self.control.take() {
+        if let Some(mut c) = self.control.take() {
+            // Released here rather than by the server when the session ends, which it does
+            // after the client has gone on: an applier opened right after this one (the
+            // next step of a script, a bench) would otherwise find the lock still held.
+            if self.exclusive {
+                let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
+                    .execute(&mut c)
+                    .await;
+            }
             PgSide::close(c).await;
         }
     }
