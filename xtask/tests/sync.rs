@@ -313,8 +313,17 @@ struct SteadyWriter {
 }
 
 impl SteadyWriter {
-    fn start(sqlite: PathBuf) -> Self {
-        sync_writer::use_wal(&sqlite).unwrap();
+    /// `wal`: the file in WAL mode, else in rollback-journal mode (`DELETE`), where the
+    /// cutover's fence is a lock on the database file itself.
+    fn start(sqlite: PathBuf, wal: bool) -> Self {
+        if wal {
+            sync_writer::use_wal(&sqlite).unwrap();
+        } else {
+            rusqlite::Connection::open(&sqlite)
+                .unwrap()
+                .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+                .unwrap();
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let committed = Arc::new(Mutex::new(Vec::new()));
         let handle = {
@@ -370,8 +379,17 @@ impl SteadyWriter {
 
 #[tokio::test]
 async fn a_writer_running_from_before_phase_three_until_after_the_cutover_loses_nothing() {
-    let m = Migration::imported("steady").await;
-    let writer = SteadyWriter::start(m.sqlite());
+    steady_writer_through_the_cutover("steady", true).await;
+}
+
+#[tokio::test]
+async fn in_rollback_journal_mode_too_the_fence_holds_the_writer_and_nothing_is_lost() {
+    steady_writer_through_the_cutover("steady_journal", false).await;
+}
+
+async fn steady_writer_through_the_cutover(prefix: &str, wal: bool) {
+    let m = Migration::imported(prefix).await;
+    let writer = SteadyWriter::start(m.sqlite(), wal);
     let deadline = Instant::now() + PATIENCE;
     while writer.committed() < 20 {
         assert!(Instant::now() < deadline, "the writer never wrote");
