@@ -6,6 +6,9 @@
 //! run: the same changes (the same keys' final rows) applied by a bare batched loop (stage
 //! with binary COPY, delete the keys, insert) with no change log, no bookkeeping and no
 //! cursor, as a ratio.
+//!
+//! `--files` runs the file variant instead (`bench_sync_files`): files created, rewritten
+//! and deleted in the store at `--file-rate` files/s while the follower imports and syncs.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,16 @@ pub struct Args {
     /// `sync.interval_ms`.
     #[arg(long, default_value_t = 100)]
     pub interval_ms: u64,
+    /// The file variant: a writer creates, rewrites and deletes files in the store at
+    /// `--file-rate` files/s while the follower imports and syncs them.
+    #[arg(long)]
+    pub files: bool,
+    /// Files per second of the file variant's writer.
+    #[arg(long, default_value_t = 200)]
+    pub file_rate: u64,
+    /// Files of the file variant's throughput burst.
+    #[arg(long, default_value_t = 2_000)]
+    pub file_burst: u64,
     /// Run as the writer process on this SQLite file (used by the benchmark itself).
     #[arg(long, hide = true)]
     pub writer: Option<PathBuf>,
@@ -59,17 +72,13 @@ pub struct Args {
     pub max_writes: Option<u64>,
 }
 
-const SCHEMA: &str = "bench";
+pub(crate) const SCHEMA: &str = "bench";
 const FLOOR: &str = "floor";
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(file) = &args.writer {
         return writer_process(file, &args);
     }
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let file = dir.path().join("bench.sqlite3");
-    eprintln!("generating {} agents into {}", args.agents, file.display());
-    generate(&file, args.agents)?;
     let server = ferry_core::env_vars::test_postgres_url();
     let db = ferry_testkit::pg::unique_name("bench_sync");
     let mut admin = PgConnection::connect(&server).await.with_context(|| {
@@ -83,7 +92,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("cannot create the scratch database")?;
     let url = ferry_testkit::pg::with_database(&server, &db);
-    let outcome = bench(&file, &url, &args).await;
+    let outcome = if args.files {
+        crate::bench_sync_files::bench(&url, &args).await
+    } else {
+        sql_bench(&url, &args).await
+    };
     let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
         .execute(&mut admin)
         .await;
@@ -91,6 +104,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("warning: could not drop scratch database {db}: {e}");
     }
     outcome
+}
+
+async fn sql_bench(url: &str, args: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let file = dir.path().join("bench.sqlite3");
+    eprintln!("generating {} agents into {}", args.agents, file.display());
+    generate(&file, args.agents)?;
+    bench(&file, url, args).await
 }
 
 fn generate(file: &Path, agents: usize) -> anyhow::Result<()> {
@@ -110,7 +131,7 @@ fn generate(file: &Path, agents: usize) -> anyhow::Result<()> {
 }
 
 /// Applies `migrations/postgres` into `schema` and copies the SQLite file into it (phase 3).
-async fn load(file: &Path, url: &str, schema: &str) -> anyhow::Result<TransferPlan> {
+pub(crate) async fn load(file: &Path, url: &str, schema: &str) -> anyhow::Result<TransferPlan> {
     let mut conn = PgConnection::connect(url).await?;
     conn.execute(
         format!(
@@ -363,7 +384,7 @@ async fn bench(file: &Path, url: &str, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(v: Option<f64>) -> String {
+pub(crate) fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.0} ms"))
 }
 

@@ -79,7 +79,16 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         (Phase::Import, "imported every file into SQLite through the default profile (broken files quarantined with a reason)"),
         (Phase::Load, "created the PostgreSQL schema, copied every row with binary COPY, and compared both sides cell by cell"),
     ];
+    let mut writer = None;
     for (n, (phase, what)) in steps.into_iter().enumerate() {
+        if phase == Phase::Load && clean {
+            // The old application keeps writing from here on: phase 3 copies a consistent
+            // snapshot while it writes, and sync carries what it writes after.
+            writer = Some(DemoWriter::start(&runner.config().sqlite.path)?);
+            println!(
+                "   a writer now stands in for the old application, writing SQLite without pause through phase 3 and sync (200 row writes/s: inserts, updates, deletes, INSERT OR REPLACE, UPSERT)\n"
+            );
+        }
         match runner.run(phase, &RunOptions::default()).await? {
             RunResult::Ran {
                 report,
@@ -102,9 +111,15 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     }
     let mut step = steps.len() + 2;
-    if clean {
-        clean &= sync_and_cut_over(&runner, step).await?;
-        step += 2;
+    match writer {
+        Some(writer) if clean => {
+            clean &= sync_and_cut_over(&runner, step, writer).await?;
+            step += 2;
+        }
+        Some(writer) => {
+            writer.stop()?;
+        }
+        None => {}
     }
     let signoff_report = sign_off(&runner, step, &mut clean).await?;
     step += 1;
@@ -169,36 +184,60 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Steps `step` and `step + 1`: a writer stands in for the old application (inserts,
-/// updates, deletes, INSERT OR REPLACE, UPSERT on SQLite) while the sync follower carries its
-/// writes to PostgreSQL, showing the lag; the application is stopped and phase 4 cuts over.
-async fn sync_and_cut_over(runner: &Runner, step: usize) -> anyhow::Result<bool> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+/// The demo's stand-in for the old application: ferry's write mix on SQLite at 200 row
+/// writes/s, in a thread, from before phase 3 until it is stopped before the cutover.
+struct DemoWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<rusqlite::Result<ferry_testkit::sync_writer::WriterStats>>,
+}
+
+impl DemoWriter {
+    fn start(sqlite: &Path) -> anyhow::Result<Self> {
+        ferry_testkit::sync_writer::use_wal(sqlite)
+            .with_context(|| format!("setting {} to WAL", sqlite.display()))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = {
+            let (path, stop) = (sqlite.to_path_buf(), stop.clone());
+            std::thread::spawn(move || {
+                ferry_testkit::sync_writer::run(
+                    &path,
+                    &ferry_testkit::sync_writer::WriterConfig {
+                        rate: 200,
+                        prefix: "demo".into(),
+                        // Phase 5 compares every imported file with its rows; this
+                        // application writes rows of its own (docs/phases.md, phase 5).
+                        spare_imported: true,
+                        ..Default::default()
+                    },
+                    &stop,
+                )
+            })
+        };
+        Ok(Self { stop, handle })
+    }
+
+    fn stop(self) -> anyhow::Result<ferry_testkit::sync_writer::WriterStats> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(self
+            .handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the demo writer stopped unexpectedly"))??)
+    }
+}
+
+/// Steps `step` and `step + 1`: the writer standing in for the old application (inserts,
+/// updates, deletes, INSERT OR REPLACE, UPSERT on SQLite, running since before phase 3)
+/// goes on while the sync follower carries its writes to PostgreSQL, showing the lag; the
+/// application is stopped and phase 4 cuts over.
+async fn sync_and_cut_over(
+    runner: &Runner,
+    step: usize,
+    writer: DemoWriter,
+) -> anyhow::Result<bool> {
     use std::time::Duration;
 
     let config = runner.config().clone();
     let sqlite = config.sqlite.path.clone();
-    ferry_testkit::sync_writer::use_wal(&sqlite)
-        .with_context(|| format!("setting {} to WAL", sqlite.display()))?;
-    let stop_writer = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (path, stop) = (sqlite.clone(), stop_writer.clone());
-        std::thread::spawn(move || {
-            ferry_testkit::sync_writer::run(
-                &path,
-                &ferry_testkit::sync_writer::WriterConfig {
-                    rate: 200,
-                    prefix: "demo".into(),
-                    // Phase 5 compares every imported file with its rows; this application
-                    // writes rows of its own (docs/phases.md, phase 5, says why).
-                    spare_imported: true,
-                    ..Default::default()
-                },
-                &stop,
-            )
-        })
-    };
     let plan = runner.sync_plan()?;
     let spec = ferry_phases::sync::install_capture(&config, &plan)?;
     let applier = ferry_sync::Applier::open(
@@ -224,13 +263,10 @@ async fn sync_and_cut_over(runner: &Runner, step: usize) -> anyhow::Result<bool>
     });
     let summary = follower.run(&mut ferry_sync::NoHook).await?;
     follower.into_applier().close().await;
-    stop_writer.store(true, Ordering::SeqCst);
-    let written = writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the demo writer stopped unexpectedly"))??;
+    let written = writer.stop()?;
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0} ms"));
     println!(
-        "{step}. a writer stood in for the old application after gate 3 ({} row writes: {} INSERT OR REPLACE, {} upserts, {} deletes, {} key changes) while `cargo xtask sync` followed it: capture {} on {} tables, {} changes applied, lag p50 {} p99 {} max {}, {} changes behind when the writer stopped; lag series {}\n",
+        "{step}. the writer stood in for the old application from before phase 3 ({} row writes: {} INSERT OR REPLACE, {} upserts, {} deletes, {} key changes) while `cargo xtask sync` followed it: capture {} on {} tables, {} changes applied, lag p50 {} p99 {} max {}, {} changes behind when the writer stopped; lag series {}\n",
         written.writes,
         written.replaces,
         written.upserts,

@@ -8,6 +8,7 @@ mod bench_backup;
 mod bench_import;
 mod bench_signoff;
 mod bench_sync;
+mod bench_sync_files;
 mod bench_transfer;
 mod bench_validate;
 mod ci;

@@ -116,3 +116,26 @@ fn bench_signoff_runs_phases_one_to_five_and_prints_the_reads_against_both_basel
     assert!(out.contains("concurrency"), "{out}");
     assert!(out.contains("sign-off report: "), "{out}");
 }
+
+#[test]
+fn bench_sync_files_compares_with_a_bare_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench(
+        dir.path(),
+        &[
+            "sync",
+            "--files",
+            "--secs",
+            "2",
+            "--file-rate",
+            "50",
+            "--file-burst",
+            "100",
+            "--agents",
+            "2",
+        ],
+    );
+    assert!(out.contains("sync lag of file changes under load"), "{out}");
+    assert!(out.contains("floor: bare incremental import"), "{out}");
+    assert!(out.contains("peak RSS"), "{out}");
+}

@@ -1,11 +1,14 @@
 //! `cargo xtask sync` and `phase 4` as real processes: the follower started as a child,
 //! writes to SQLite reach PostgreSQL, SIGINT stops it cleanly and a restart resumes; phase 4
 //! refuses while it runs; a `phase 4` killed with SIGKILL once capture exists leaves the
-//! ledger honest, and its rerun cuts over.
+//! ledger honest, and its rerun cuts over; a writer that never pauses from before phase 3
+//! until after the cutover loses nothing; a `phase 5` killed while its agents run leaves a
+//! scratch schema that its rerun removes first.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_phases::ledger::{Entry, Ledger, Outcome};
@@ -23,6 +26,13 @@ struct Migration {
 
 impl Migration {
     async fn new(prefix: &str) -> Self {
+        let m = Self::imported(prefix).await;
+        m.ok(&["phase", "3"], &[0]);
+        m
+    }
+
+    /// Phases 1 and 2 passed; phase 3 not run.
+    async fn imported(prefix: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
         ferry_testkit::store_gen::generate(&store, &ferry_testkit::store_gen::StoreSpec::small())
@@ -34,7 +44,6 @@ impl Migration {
         };
         m.ok(&["phase", "1"], &[0]);
         m.ok(&["phase", "2"], &[0, 1]);
-        m.ok(&["phase", "3"], &[0]);
         m
     }
 
@@ -402,4 +411,175 @@ async fn a_killed_phase_five_is_shown_interrupted_its_rerun_clears_the_scratch_a
     let v: Value = serde_json::from_slice(&m.ok(&["status", "--json"], &[0]).stdout).unwrap();
     assert_eq!(v["phases"][4]["state"], "rolled_back", "{v}");
     assert_eq!(v["phases"][3]["state"], "passed", "{v}");
+}
+
+/// The old application: one row per transaction into `messages`, at a steady rate, never
+/// pausing (the cutover's fence makes it wait on its busy timeout, not fail). Each row's key
+/// and subject are kept in commit order once committed.
+struct SteadyWriter {
+    stop: Arc<AtomicBool>,
+    committed: Arc<Mutex<Vec<(String, String)>>>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl SteadyWriter {
+    /// `wal`: the file in WAL mode, else in rollback-journal mode (`DELETE`), where the
+    /// cutover's fence is a lock on the database file itself.
+    fn start(sqlite: PathBuf, wal: bool) -> Self {
+        if wal {
+            sync_writer::use_wal(&sqlite).unwrap();
+        } else {
+            rusqlite::Connection::open(&sqlite)
+                .unwrap()
+                .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+                .unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let committed = Arc::new(Mutex::new(Vec::new()));
+        let handle = {
+            let (stop, committed) = (stop.clone(), committed.clone());
+            std::thread::spawn(move || {
+                let mut conn = rusqlite::Connection::open(&sqlite).unwrap();
+                conn.busy_timeout(Duration::from_secs(60)).unwrap();
+                let agent: String = conn
+                    .query_row("SELECT agent_id FROM agents ORDER BY agent_id", [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let id = format!("steady-{n:06}");
+                    let subject = format!("steady write {n} of the old application");
+                    let tx = conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .unwrap();
+                    tx.execute(
+                        "INSERT INTO messages (message_id, mailbox_agent_id, folder, from_agent, to_agent, subject, body, sent_at, source_path, doc, doc_sha256, doc_size)
+                         VALUES (?1, ?2, 'inbox', ?2, ?2, ?3, 'body', '2025-06-01T00:00:00.000000Z', ?4, '{}', ?5, 2)",
+                        rusqlite::params![id, agent, subject, format!("inbox/{id}.json"), format!("{n:064}")],
+                    )
+                    .unwrap();
+                    tx.commit().unwrap();
+                    committed.lock().unwrap().push((id, subject));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        Self {
+            stop,
+            committed,
+            handle,
+        }
+    }
+
+    fn committed(&self) -> usize {
+        self.committed.lock().unwrap().len()
+    }
+
+    fn stop(self) -> Vec<(String, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().expect("the writer panicked");
+        Arc::try_unwrap(self.committed)
+            .unwrap()
+            .into_inner()
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_writer_running_from_before_phase_three_until_after_the_cutover_loses_nothing() {
+    steady_writer_through_the_cutover("steady", true).await;
+}
+
+#[tokio::test]
+async fn in_rollback_journal_mode_too_the_fence_holds_the_writer_and_nothing_is_lost() {
+    steady_writer_through_the_cutover("steady_journal", false).await;
+}
+
+async fn steady_writer_through_the_cutover(prefix: &str, wal: bool) {
+    let m = Migration::imported(prefix).await;
+    let writer = SteadyWriter::start(m.sqlite(), wal);
+    let deadline = Instant::now() + PATIENCE;
+    while writer.committed() < 20 {
+        assert!(Instant::now() < deadline, "the writer never wrote");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // Phase 3 copies a snapshot while the writer goes on: gate 3 passes, and says sync
+    // carries what SQLite holds beyond it.
+    let at_phase3 = writer.committed();
+    let out = m.ok(&["phase", "3"], &[0]);
+    assert!(text(&out).contains("gate passed"), "{}", text(&out));
+    assert!(
+        writer.committed() > at_phase3,
+        "the writer paused during phase 3"
+    );
+    let load = m
+        .entries()
+        .into_iter()
+        .rfind(|e| e.phase == Phase::Load)
+        .unwrap();
+    let snapshot = &load.evidence["snapshot"];
+    assert!(snapshot["sha256"].as_str().is_some(), "{snapshot}");
+    assert_eq!(snapshot["removed"], true, "{snapshot}");
+    assert!(!std::path::Path::new(snapshot["path"].as_str().unwrap()).exists());
+
+    // Sync follows (its handoff closes the gap between the snapshot and capture) until it
+    // has applied some of the writer's entries, then stops on SIGINT.
+    let mut child = m.spawn(&["sync"]);
+    let deadline = Instant::now() + PATIENCE;
+    while m.positions().await.1.unwrap_or(0) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "sync exited early");
+        assert!(Instant::now() < deadline, "sync never applied an entry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The cutover fences the writer (it waits, then goes on writing to SQLite).
+    let before_cutover = writer.committed();
+    let out = m.ok(&["phase", "4", "--writers-stopped"], &[0]);
+    assert!(text(&out).contains("gate passed"), "{}", text(&out));
+    let written = writer.stop();
+    assert!(written.len() > before_cutover, "the writer stopped early");
+    let sync = m
+        .entries()
+        .into_iter()
+        .rfind(|e| e.phase == Phase::Sync)
+        .unwrap();
+    assert_eq!(sync.outcome, Outcome::Passed);
+
+    // What status counts as written after the cutover, and what PostgreSQL holds.
+    let v: Value = serde_json::from_slice(&m.ok(&["status", "--json"], &[0, 1]).stdout).unwrap();
+    let after = v["sync"]["written_after_cutover"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("status --json has no sync.written_after_cutover: {v}"));
+    let mut pg = m.pg.connect().await;
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT message_id, subject FROM messages WHERE message_id LIKE 'steady-%' ORDER BY message_id",
+    )
+    .fetch_all(&mut pg)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows.len() as u64 + after,
+        written.len() as u64,
+        "PostgreSQL holds {} of the writer's rows, status counts {after} written after the cutover, the writer committed {}",
+        rows.len(),
+        written.len()
+    );
+    // The writer commits one row at a time, in key order: the cutover splits its rows into
+    // those before (every one in PostgreSQL, values equal) and those after.
+    let before = &written[..rows.len()];
+    for ((id, subject), (pg_id, pg_subject)) in before.iter().zip(&rows) {
+        assert_eq!(id, pg_id);
+        assert_eq!(Some(subject), pg_subject.as_ref(), "{id}");
+    }
+    assert!(
+        rows.len() >= before_cutover,
+        "{} rows in PostgreSQL, {before_cutover} committed before phase 4 started",
+        rows.len()
+    );
 }

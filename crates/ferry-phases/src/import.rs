@@ -361,16 +361,28 @@ pub(crate) async fn tables_unchanged(config: &Config, evidence: &Evidence, depth
     match depth {
         Depth::Full => match checks::sqlite_digests(sqlite).await {
             Ok(now) => {
-                let diffs = then.differences(&now);
-                let detail = if diffs.is_empty() {
-                    format!(
-                        "all {} tables have the digests gate 2 recorded",
-                        now.tables.len()
-                    )
-                } else {
-                    diffs.join("; ")
-                };
-                Check::new(name, diffs.is_empty(), detail)
+                if then.differences(&now).is_empty() {
+                    return Check::new(
+                        name,
+                        true,
+                        format!(
+                            "all {} tables have the digests gate 2 recorded",
+                            now.tables.len()
+                        ),
+                    );
+                }
+                let counts = now
+                    .tables
+                    .iter()
+                    .map(|t| (t.table.clone(), t.digest.count))
+                    .collect();
+                let changed: Vec<&str> = then
+                    .tables
+                    .iter()
+                    .filter(|t| now.table(&t.table) != Some(&t.digest))
+                    .map(|t| t.table.as_str())
+                    .collect();
+                written_since(name, then, &counts, &changed)
             }
             Err(e) => Check::new(name, false, e),
         },
@@ -378,32 +390,72 @@ pub(crate) async fn tables_unchanged(config: &Config, evidence: &Evidence, depth
             match checks::sqlite_counts(sqlite, then.tables.iter().map(|t| t.table.as_str())).await
             {
                 Ok(now) => {
-                    let diffs: Vec<String> = then
+                    let changed: Vec<&str> = then
                         .tables
                         .iter()
                         .filter(|t| now.get(&t.table) != Some(&t.digest.count))
-                        .map(|t| {
-                            format!(
-                                "table {} has {} rows, gate 2 saw {}",
-                                t.table,
-                                now.get(&t.table).copied().unwrap_or(0),
-                                t.digest.count
-                            )
-                        })
+                        .map(|t| t.table.as_str())
                         .collect();
-                    let detail = if diffs.is_empty() {
-                        format!(
-                            "all {} tables have the row counts gate 2 recorded (digests are compared before the next phase)",
-                            then.tables.len()
-                        )
-                    } else {
-                        diffs.join("; ")
-                    };
-                    Check::new(name, diffs.is_empty(), detail)
+                    if changed.is_empty() {
+                        return Check::new(
+                            name,
+                            true,
+                            format!(
+                                "all {} tables have the row counts gate 2 recorded (digests are compared before the next phase)",
+                                then.tables.len()
+                            ),
+                        );
+                    }
+                    written_since(name, then, &now, &changed)
                 }
                 Err(e) => Check::new(name, false, e),
             }
         }
+    }
+}
+
+/// SQLite differs from what gate 2 recorded in the tables `changed`. The application may
+/// keep writing SQLite once its files are imported (phase 3 copies a consistent snapshot,
+/// and phase 4 carries what follows), so a table with rows added or changed passes, named.
+/// A table with fewer rows than gate 2 saw (or gone) fails: rows were lost, and a loss is
+/// never waved through as a write. (Whether every imported file's rows are still as the
+/// file has them is phase 5's file check.)
+fn written_since(
+    name: &str,
+    then: &ferry_validate::SqliteDigest,
+    now: &std::collections::BTreeMap<String, u64>,
+    changed: &[&str],
+) -> Check {
+    let mut lost = Vec::new();
+    let mut written = Vec::new();
+    for t in then
+        .tables
+        .iter()
+        .filter(|t| changed.contains(&t.table.as_str()))
+    {
+        match now.get(&t.table) {
+            None => lost.push(format!("table {} is gone", t.table)),
+            Some(&n) if n < t.digest.count => lost.push(format!(
+                "table {} has {n} rows, gate 2 saw {}: rows were lost",
+                t.table, t.digest.count
+            )),
+            Some(&n) if n == t.digest.count => {
+                written.push(format!("{} (as many rows, content changed)", t.table))
+            }
+            Some(&n) => written.push(format!("{} (+{} rows)", t.table, n - t.digest.count)),
+        }
+    }
+    if lost.is_empty() {
+        Check::new(
+            name,
+            true,
+            format!(
+                "no rows lost; SQLite was written since gate 2 in {}: phase 3 copies a consistent snapshot, and sync (phase 4) carries later writes",
+                written.join(", ")
+            ),
+        )
+    } else {
+        Check::new(name, false, lost.join("; "))
     }
 }
 

@@ -100,6 +100,29 @@ pub(crate) struct Evidence {
     /// Every table's row counts and digests on both sides, as gate 3 compared them.
     #[serde(default)]
     pub tables: Vec<TableEvidence>,
+    /// The consistent copy of the SQLite file the copy and the validation read: gate 3
+    /// vouches for "PostgreSQL equals SQLite as of this snapshot".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+}
+
+/// The snapshot of the SQLite file phase 3 copies and validates from (`VACUUM INTO`, one
+/// read transaction of the live file, so the application may keep writing it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub path: PathBuf,
+    /// RFC 3339: when the read transaction began (writes committed after it are sync's).
+    pub taken_at: String,
+    /// How long `VACUUM INTO` took.
+    pub millis: u64,
+    pub bytes: u64,
+    /// SHA-256 of the snapshot file: its identity.
+    pub sha256: String,
+    /// Every data table's rows in the snapshot.
+    pub tables: std::collections::BTreeMap<String, u64>,
+    /// Removed once gate 3 passed (nothing reads it afterwards).
+    #[serde(default)]
+    pub removed: bool,
 }
 
 impl PhaseModule for Load {
@@ -147,18 +170,31 @@ impl PhaseModule for Load {
         run.evidence.migrations_applied = ran.iter().map(|r| r.file.clone()).collect();
         run.checkpoint()?;
 
+        // A consistent snapshot: the application may keep writing the live file while the
+        // copy runs (sync carries those writes); the copy and the validation read this one.
+        let (snapshot, reused) = snapshot(run).await?;
+        run.evidence.snapshot = Some(snapshot.clone());
+        run.checkpoint()?;
+
         let target = PgTarget {
             url: url.clone(),
             schema: schema.clone(),
         };
         let mut options = TransferOptions::from_config(config);
         options.progress = true;
-        let plan = ferry_transfer::plan_managed(&config.sqlite.path, &target, &options)
+        let plan = ferry_transfer::plan_managed(&snapshot.path, &target, &options)
             .await
             .map_err(|e| PhaseError::failed("planning the copy into PostgreSQL", e))?;
+        let mut snapshot = snapshot;
+        snapshot.tables = plan
+            .tables
+            .iter()
+            .map(|t| (t.source.clone(), t.source_rows))
+            .collect();
+        run.evidence.snapshot = Some(snapshot.clone());
         run.evidence.plan = Some(save(config, "plan3", &plan)?);
         run.checkpoint()?;
-        let mut report = match completed_copy(run, &target, &options, &plan).await? {
+        let mut report = match completed_copy(run, &target, &options, &plan, reused).await? {
             Some(report) => report,
             None => ferry_transfer::execute(&plan, &target, &options)
                 .await
@@ -184,7 +220,7 @@ impl PhaseModule for Load {
         run.checkpoint()?;
 
         let validation = ferry_validate::validate(
-            &config.sqlite.path,
+            &snapshot.path,
             &PgTarget {
                 url: url.clone(),
                 schema: schema.clone(),
@@ -311,11 +347,36 @@ impl PhaseModule for Load {
         ));
         checks.extend(checks::schema_at_head(&mut db, &set, &snapshots).await);
         db.close().await;
+        if checks.iter().all(|c| c.passed) {
+            // Gate 3 passed: nothing reads the snapshot again (a rerun takes a new one).
+            remove_snapshot(&snapshot.path);
+            if let Some(s) = run.evidence.snapshot.as_mut() {
+                s.removed = true;
+            }
+        }
+        let live_rows: u64 = checks::sqlite_counts(
+            &config.sqlite.path,
+            snapshot.tables.keys().map(String::as_str),
+        )
+        .await
+        .map(|n| n.values().sum())
+        .unwrap_or(0);
+        let snapshot_rows: u64 = snapshot.tables.values().sum();
 
         Ok(PhaseResult {
             summary: format!(
-                "{} rows copied into \"{schema}\", {} rejected; {} of {} tables equal",
-                run.evidence.rows_copied, rejects, t.tables_equal, t.tables
+                "{} rows copied into \"{schema}\" from SQLite as of {} ({} ms to snapshot), {} rejected; {} of {} tables equal{}",
+                run.evidence.rows_copied,
+                snapshot.taken_at,
+                snapshot.millis,
+                rejects,
+                t.tables_equal,
+                t.tables,
+                if live_rows != snapshot_rows {
+                    format!("; SQLite holds {live_rows} rows now, {snapshot_rows} at the snapshot: sync (phase 4) carries the difference")
+                } else {
+                    String::new()
+                }
             ),
             details: format!("{}\n{}", report.summary_table(), validation.summary_table()),
             checks,
@@ -439,6 +500,13 @@ impl PhaseModule for Load {
         if let Some(plan) = &rec.evidence.plan {
             out.push(format!("transfer plan {}", plan.display()));
         }
+        if let Some(s) = rec.evidence.snapshot.as_ref().filter(|s| s.path.is_file()) {
+            out.push(format!(
+                "snapshot of SQLite taken at {} ({})",
+                s.taken_at,
+                s.path.display()
+            ));
+        }
         db.close().await;
         out
     }
@@ -459,6 +527,14 @@ impl PhaseModule for Load {
             ));
         };
         let before = rb.facts.schema_before.clone();
+        let snapshot = snapshot_path(config);
+        if snapshot.exists() {
+            rb.step(format!(
+                "removing the snapshot of SQLite a run of phase 3 left, {}",
+                snapshot.display()
+            ))?;
+            remove_snapshot(&snapshot);
+        }
         let mut db = connect(config, &schema).await?;
         let quoted = ferry_core::sql::quote_ident(&schema);
         let mut out = serde_json::Map::new();
@@ -563,25 +639,34 @@ impl PhaseModule for Load {
 /// When an earlier attempt of this chain completed the copy (it was killed while validating,
 /// or the phase passed and is run again), its transfer report, so the copy is not repeated.
 /// A completed copy without such a report (the attempt died between the two) is reset, so
-/// that the copy runs again from the start. `None`: copy (or resume an unfinished copy).
+/// that the copy runs again from the start. So is any copy, finished or not, read from
+/// another snapshot than this attempt's (`reused`: this attempt reads the snapshot the
+/// earlier ones read). `None`: copy (or resume an unfinished copy of the same snapshot).
 async fn completed_copy(
     run: &mut RunCx<'_, Load>,
     target: &PgTarget,
     options: &TransferOptions,
     plan: &TransferPlan,
+    reused: bool,
 ) -> Result<Option<ferry_transfer::TransferReport>, PhaseError> {
     let recorded = ferry_transfer::recorded_run(target, options)
         .await
         .map_err(|e| PhaseError::failed("reading the transfer recorded in PostgreSQL", e))?;
-    let Some(recorded) = recorded.filter(|r| r.complete) else {
+    let Some(recorded) = recorded else {
         return Ok(None);
     };
-    let same = recorded.source == plan.source
+    if !recorded.complete && reused {
+        return Ok(None);
+    }
+    let same = recorded.complete
+        && recorded.source == plan.source
         && ferry_transfer::fingerprint(&recorded.plan) == ferry_transfer::fingerprint(plan);
+    let sha = run.evidence.snapshot.as_ref().map(|s| s.sha256.clone());
     let earlier = run
         .earlier
         .iter()
         .rev()
+        .filter(|r| r.evidence.snapshot.as_ref().map(|s| &s.sha256) == sha.as_ref())
         .filter_map(|r| r.evidence.transfer_report.as_deref())
         .find_map(|p| {
             let report: ferry_transfer::TransferReport =
@@ -597,7 +682,7 @@ async fn completed_copy(
         return Ok(Some(report));
     }
     tracing::warn!(
-        "schema \"{}\" holds a completed copy no attempt of this phase reported; emptying its tables to copy again",
+        "schema \"{}\" holds a copy no attempt of this phase reported from this snapshot of SQLite; emptying its tables to copy again",
         target.schema
     );
     run.evidence.copy_reset = true;
@@ -631,6 +716,136 @@ async fn completed_copy(
         )
     })?;
     Ok(None)
+}
+
+/// Where phase 3 keeps its snapshot of the SQLite file.
+pub(crate) fn snapshot_path(config: &Config) -> PathBuf {
+    config
+        .state_dir
+        .join("load3")
+        .join("sqlite-snapshot.sqlite3")
+}
+
+/// The snapshot this attempt reads, and whether an earlier attempt of the chain took it:
+/// the one an earlier attempt left (its copy may be unfinished or unvalidated) when it is
+/// still there with the bytes recorded, else a new one.
+async fn snapshot(run: &RunCx<'_, Load>) -> Result<(Snapshot, bool), PhaseError> {
+    let left = run
+        .earlier
+        .iter()
+        .rev()
+        .find_map(|r| r.evidence.snapshot.clone())
+        .filter(|s| !s.removed && s.path.is_file());
+    if let Some(earlier) = left {
+        let path = earlier.path.clone();
+        let sha = tokio::task::spawn_blocking(move || checks::sha256_file(&path))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if sha.as_deref() == Some(earlier.sha256.as_str()) {
+            tracing::info!(
+                "reading the snapshot of SQLite an earlier attempt took at {} ({})",
+                earlier.taken_at,
+                earlier.path.display()
+            );
+            return Ok((earlier, true));
+        }
+    }
+    take_snapshot(run.config()).await.map(|s| (s, false))
+}
+
+/// `VACUUM INTO` a file under the state dir: one read transaction of the live file, so its
+/// writers are not held (in WAL mode; in rollback-journal mode they wait for the read).
+pub(crate) async fn take_snapshot(config: &Config) -> Result<Snapshot, PhaseError> {
+    let path = snapshot_path(config);
+    let fail = |e: String| {
+        PhaseError::failed(
+            format!(
+                "taking a snapshot of {} into {}",
+                config.sqlite.path.display(),
+                path.display()
+            ),
+            e,
+        )
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    for f in [
+        path.clone(),
+        with_suffix(&path, "-wal"),
+        with_suffix(&path, "-shm"),
+    ] {
+        match std::fs::remove_file(&f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(fail(format!(
+                    "removing the old snapshot {}: {e}",
+                    f.display()
+                )))
+            }
+        }
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&config.sqlite.path)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    let taken_at = chrono::Utc::now().to_rfc3339();
+    let mut conn = sqlx::ConnectOptions::connect(&options)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let res = sqlx::query("VACUUM INTO ?1")
+        .bind(path.to_string_lossy().into_owned())
+        .execute(&mut conn)
+        .await;
+    sqlx::Connection::close(conn).await.ok();
+    res.map_err(|e| fail(e.to_string()))?;
+    let millis = started.elapsed().as_millis() as u64;
+    let hashed = path.clone();
+    let sha256 = tokio::task::spawn_blocking(move || checks::sha256_file(&hashed))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    tracing::info!(
+        "snapshot of {} taken in {millis} ms ({bytes} bytes): phase 3 copies and validates it",
+        config.sqlite.path.display()
+    );
+    Ok(Snapshot {
+        path,
+        taken_at,
+        millis,
+        bytes,
+        sha256,
+        tables: Default::default(),
+        removed: false,
+    })
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Removes the snapshot file (and any `-wal`/`-shm` a reader left beside it).
+pub(crate) fn remove_snapshot(path: &Path) {
+    for f in [
+        path.to_path_buf(),
+        with_suffix(path, "-wal"),
+        with_suffix(path, "-shm"),
+    ] {
+        if let Err(e) = std::fs::remove_file(&f) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("could not remove the snapshot {}: {e}", f.display());
+            }
+        }
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 /// PostgreSQL's tables have the row counts gate 3 recorded.
@@ -705,6 +920,7 @@ async fn data_unchanged(config: &Config, evidence: &Evidence) -> Check {
         Err(e) => return Check::new(name, false, e.to_string()),
     };
     let mut diffs = Vec::new();
+    let mut written = Vec::new();
     for then in &evidence.tables {
         let now = report.tables.iter().find(|t| t.name() == then.table);
         match now {
@@ -724,21 +940,47 @@ async fn data_unchanged(config: &Config, evidence: &Evidence) -> Check {
                     ));
                 }
                 if now.source_digest != then.source_digest {
-                    diffs.push(format!(
-                        "table {} in SQLite changed since gate 3",
-                        then.table
-                    ));
+                    // The application may keep writing SQLite after gate 3's snapshot:
+                    // sync (phase 4) carries those writes. Rows lost are not writes sync
+                    // carries: fewer rows than the snapshot fails.
+                    if now.source_rows < then.source_rows {
+                        diffs.push(format!(
+                            "table {} in SQLite has {} rows, {} at gate 3's snapshot: rows were lost",
+                            then.table, now.source_rows, then.source_rows
+                        ));
+                    } else {
+                        written.push(format!(
+                            "{} (+{} rows{})",
+                            then.table,
+                            now.source_rows - then.source_rows,
+                            if now.source_rows == then.source_rows {
+                                ", content changed"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
                 }
             }
         }
     }
-    if diffs.is_empty() {
+    if diffs.is_empty() && written.is_empty() {
         Check::new(
             name,
             true,
             format!(
                 "all {} tables have on both sides the digests gate 3 recorded",
                 evidence.tables.len()
+            ),
+        )
+    } else if diffs.is_empty() {
+        Check::new(
+            name,
+            true,
+            format!(
+                "PostgreSQL's {} tables have the digests gate 3 recorded; SQLite was written since gate 3's snapshot, no rows lost, in {}: sync (phase 4) carries those writes and gate 4 compares every table",
+                evidence.tables.len(),
+                written.join(", ")
             ),
         )
     } else {

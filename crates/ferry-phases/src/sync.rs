@@ -75,7 +75,16 @@ pub(crate) struct TableCompared {
     pub source_rows: u64,
     pub target_rows: u64,
     pub verdict: String,
+    /// When its digests were compared: `inside the fence`, or `before the fence` (then
+    /// unchanged since on both sides: no change-log entry named it, and PostgreSQL has
+    /// as many rows and no row version newer than that comparison).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub compared: String,
 }
+
+/// When a table was compared (see [`TableCompared::compared`]).
+const INSIDE: &str = "inside the fence";
+const BEFORE: &str = "before the fence, unchanged since";
 
 /// What a run of phase 4 did and found.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -108,6 +117,14 @@ pub(crate) struct Evidence {
     pub sequences_set: u64,
     #[serde(default)]
     pub validation_report: Option<PathBuf>,
+    /// Every table compared before the fence (`validate4-before-fence-<time>.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_before_fence: Option<PathBuf>,
+    /// How long the comparison before the fence took, and the one inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_before_fence_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_inside_fence_ms: Option<u64>,
     #[serde(default)]
     pub tables: Vec<TableCompared>,
     #[serde(default)]
@@ -201,14 +218,35 @@ impl PhaseModule for Sync {
             .await
             .map_err(|e| PhaseError::failed("applying the change log", e))?;
 
-        // 4. Fence, drain, rescan, compare.
+        // 4. Every table compared before the fence, PostgreSQL's position noted first: inside
+        //    the fence only what may have changed since is compared again, so the blackout
+        //    does not grow with the data.
+        let marker = pg_marker(&target)
+            .await
+            .map_err(|e| PhaseError::failed("reading PostgreSQL's snapshot", e))?;
+        let started = std::time::Instant::now();
+        let before = compare(config, &plan, &target, &[], true).await?;
+        run.evidence.compare_before_fence_ms = Some(started.elapsed().as_millis() as u64);
+        run.evidence.validation_before_fence =
+            Some(save(config, "validate4-before-fence", &before)?);
+        run.checkpoint()?;
+
+        // 5. Fence, drain, rescan, compare what changed.
         let fence = applier
             .fence()
             .await
             .map_err(|e| PhaseError::failed("fencing SQLite's writers", e))?;
         run.evidence.fenced_at = Some(fence.acquired_at.clone());
         run.checkpoint()?;
-        let inside = fenced_checks(run, &mut applier, &mut watcher, &plan, &target).await;
+        let inside = fenced_checks(
+            run,
+            &mut applier,
+            &mut watcher,
+            &plan,
+            &target,
+            (&before, &marker, &spec),
+        )
+        .await;
         let (mut checks, details) = match inside {
             Ok(v) => v,
             Err(e) => {
@@ -534,13 +572,22 @@ impl PhaseModule for Sync {
 }
 
 /// What the fence holds: drain, file store unchanged, capture intact, lag 0, rejects,
-/// every table equal.
+/// every table equal — compared again inside the fence when the drain named it, when it is
+/// followed by digest (no change-log entries tell its changes), or when it differed before
+/// the fence; the others were compared `before` the fence and are shown unchanged since on
+/// both sides (SQLite: no change-log entry, with capture verified intact; PostgreSQL: as
+/// many rows and no row version newer than `marker`).
 async fn fenced_checks(
     run: &mut RunCx<'_, Sync>,
     applier: &mut Applier,
     watcher: &mut StoreWatcher,
     plan: &TransferPlan,
     target: &SyncTarget,
+    (before, marker, spec): (
+        &ferry_validate::ValidationReport,
+        &PgMarker,
+        &ferry_sync::CaptureSpec,
+    ),
 ) -> Result<(Vec<Check>, String), PhaseError> {
     let config = run.config();
     let mut checks = Vec::new();
@@ -616,25 +663,245 @@ async fn fenced_checks(
             ),
         },
     ));
-    let validation = ferry_validate::validate(
-        &sqlite,
+    let started = std::time::Instant::now();
+    let mut again: std::collections::BTreeSet<String> = drained.tables.clone();
+    for t in &plan.tables {
+        let by_digest = !matches!(
+            spec.table(&t.source).map(|c| &c.follow),
+            Some(ferry_sync::Follow::Triggers { .. })
+        );
+        if by_digest {
+            again.insert(t.source.clone());
+        }
+    }
+    for t in &before.tables {
+        if t.verdict.as_str() != "equal" || t.error.is_some() {
+            again.insert(t.name().to_owned());
+        }
+    }
+    let again: Vec<String> = again.into_iter().collect();
+    let inside = if again.is_empty() {
+        None
+    } else {
+        let v = compare(config, plan, target, &again, false).await?;
+        run.evidence.validation_report = Some(save(config, "validate4", &v)?);
+        Some(v)
+    };
+    let untouched: Vec<&ferry_validate::TableReport> = before
+        .tables
+        .iter()
+        .filter(|t| !again.iter().any(|a| a == t.name()))
+        .collect();
+    let unchanged = pg_unchanged(target, &untouched, marker)
+        .await
+        .map_err(|e| PhaseError::failed("checking PostgreSQL's untouched tables", e))?;
+    run.evidence.compare_inside_fence_ms = Some(started.elapsed().as_millis() as u64);
+    checks.push(fenced_tables_check(
+        run,
+        inside.as_ref(),
+        &untouched,
+        &unchanged,
+    ));
+    run.checkpoint()?;
+    let details = match &inside {
+        Some(v) => format!(
+            "compared inside the fence:\n{}\ncompared before the fence:\n{}",
+            v.summary_table(),
+            before.summary_table()
+        ),
+        None => format!(
+            "compared before the fence (nothing changed since):\n{}",
+            before.summary_table()
+        ),
+    };
+    Ok((checks, details))
+}
+
+/// ferry-validate through the plan: every table (`tables` empty) or those named, with the
+/// constraint checks when `constraints`.
+async fn compare(
+    config: &Config,
+    plan: &TransferPlan,
+    target: &SyncTarget,
+    tables: &[String],
+    constraints: bool,
+) -> Result<ferry_validate::ValidationReport, PhaseError> {
+    ferry_validate::validate(
+        &config.sqlite.path,
         &PgTarget {
             url: target.url.clone(),
             schema: target.schema.clone(),
         },
         Some(plan),
         &ValidateOptions {
+            tables: tables.to_vec(),
             timestamps: config.timestamps.clone(),
             progress: true,
+            check_constraints: constraints,
+            validate_not_valid_foreign_keys: constraints,
             ..ValidateOptions::default()
         },
     )
     .await
-    .map_err(|e| PhaseError::failed("comparing SQLite and PostgreSQL", e))?;
-    run.evidence.validation_report = Some(save(config, "validate4", &validation)?);
-    checks.push(tables_check(run, &validation));
-    run.checkpoint()?;
-    Ok((checks, validation.summary_table().to_string()))
+    .map_err(|e| PhaseError::failed("comparing SQLite and PostgreSQL", e))
+}
+
+/// PostgreSQL's position before the comparison ahead of the fence: the next transaction id
+/// and those in progress (32-bit, as `xmin` holds them). A row version written by any
+/// transaction the comparison may not have seen has one of them or a newer one as `xmin`.
+#[derive(Debug, Clone)]
+struct PgMarker {
+    xmax: i64,
+    in_progress: Vec<i64>,
+}
+
+async fn pg_marker(target: &SyncTarget) -> Result<PgMarker, String> {
+    let mut conn = pg_connect(target).await?;
+    let snap: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| ferry_core::redact::redact(&e.to_string()).into_owned())?;
+    let _ = sqlx::Connection::close(conn).await;
+    // `xmin:xmax:xip,xip,…`
+    let mut parts = snap.split(':');
+    let (_, xmax, xip) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+    let wrap = |v: i64| v.rem_euclid(1 << 32);
+    let xmax = xmax
+        .and_then(|x| x.parse::<i64>().ok())
+        .ok_or_else(|| format!("PostgreSQL's snapshot {snap:?} is not xmin:xmax:xip"))?;
+    Ok(PgMarker {
+        xmax: wrap(xmax),
+        in_progress: xip
+            .split(',')
+            .filter_map(|x| x.parse::<i64>().ok())
+            .map(wrap)
+            .collect(),
+    })
+}
+
+/// For each table compared before the fence and not again: `(table, rows now, row
+/// versions newer than the marker)` in PostgreSQL. One scan of the table, no data read out.
+async fn pg_unchanged(
+    target: &SyncTarget,
+    tables: &[&ferry_validate::TableReport],
+    marker: &PgMarker,
+) -> Result<Vec<(String, i64, i64)>, String> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pg_connect(target).await?;
+    let mut out = Vec::new();
+    for t in tables {
+        let Some(name) = &t.target else { continue };
+        let sql = format!(
+            "SELECT count(*), count(*) FILTER (WHERE
+                 ((xmin::text::bigint - $1 + 4294967296) % 4294967296) < 2147483648
+                 OR xmin::text::bigint = ANY($2))
+             FROM {}",
+            qualified(&target.schema, name)
+        );
+        let (rows, newer): (i64, i64) = sqlx::query_as(&sql)
+            .bind(marker.xmax)
+            .bind(marker.in_progress.as_slice())
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| {
+                format!(
+                    "table {name}: {}",
+                    ferry_core::redact::redact(&e.to_string())
+                )
+            })?;
+        out.push((t.name().to_owned(), rows, newer));
+    }
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(out)
+}
+
+/// Gate 4's "every table equal" from the cutover's two comparisons; every table's verdict,
+/// counts and when it was compared go into the evidence.
+fn fenced_tables_check(
+    run: &mut RunCx<'_, Sync>,
+    inside: Option<&ferry_validate::ValidationReport>,
+    untouched: &[&ferry_validate::TableReport],
+    unchanged: &[(String, i64, i64)],
+) -> Check {
+    let mut tables = Vec::new();
+    let mut different = Vec::new();
+    let mut written = Vec::new();
+    if let Some(v) = inside {
+        for t in &v.tables {
+            tables.push(TableCompared {
+                table: t.name().to_owned(),
+                source_rows: t.source_rows,
+                target_rows: t.target_rows,
+                verdict: t.verdict.as_str().to_owned(),
+                compared: INSIDE.into(),
+            });
+            if t.verdict.as_str() != "equal" || t.error.is_some() {
+                different.push(format!(
+                    "{} ({}: {} rows in SQLite, {} in PostgreSQL)",
+                    t.name(),
+                    t.verdict.as_str(),
+                    t.source_rows,
+                    t.target_rows
+                ));
+            }
+        }
+    }
+    for t in untouched {
+        let now = unchanged.iter().find(|(n, _, _)| n == t.name());
+        let verdict = match now {
+            Some((_, rows, 0)) if *rows >= 0 && *rows as u64 == t.target_rows => "equal",
+            Some((_, rows, newer)) => {
+                written.push(format!(
+                    "{} ({rows} rows, {} before the fence, {newer} row versions written since by something other than sync)",
+                    t.name(),
+                    t.target_rows
+                ));
+                "written in PostgreSQL since compared"
+            }
+            None => {
+                written.push(format!("{} (not found in PostgreSQL)", t.name()));
+                "not found"
+            }
+        };
+        tables.push(TableCompared {
+            table: t.name().to_owned(),
+            source_rows: t.source_rows,
+            target_rows: t.target_rows,
+            verdict: verdict.into(),
+            compared: BEFORE.into(),
+        });
+    }
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    let rows: u64 = tables.iter().map(|t| t.source_rows).sum();
+    let n_inside = tables.iter().filter(|t| t.compared == INSIDE).count();
+    let n = tables.len();
+    run.evidence.tables = tables;
+    let errors = inside.map_or(0, |v| v.totals.tables_error);
+    let passed = different.is_empty() && written.is_empty() && errors == 0;
+    Check::new(
+        "every table equal",
+        passed,
+        if passed {
+            format!(
+                "all {n} tables equal cell by cell ({rows} rows): {n_inside} compared inside the fence (named by the final drain, or followed by digest), {} before it and unchanged since on both sides",
+                n - n_inside
+            )
+        } else {
+            let mut parts = Vec::new();
+            if !different.is_empty() {
+                parts.push(format!("differ inside the fence: {}", different.join(", ")));
+            }
+            if !written.is_empty() {
+                parts.push(format!(
+                    "PostgreSQL written since the comparison before the fence, by something other than sync (only sync writes the target before cutover): {}",
+                    written.join(", ")
+                ));
+            }
+            parts.join("; ")
+        },
+    )
 }
 
 /// A rerun after the cutover: the recorded cutover becomes this run's evidence, and the
@@ -711,6 +978,7 @@ fn tables_check(run: &mut RunCx<'_, Sync>, validation: &ferry_validate::Validati
             source_rows: t.source_rows,
             target_rows: t.target_rows,
             verdict: t.verdict.as_str().to_owned(),
+            compared: "after the cutover".into(),
         })
         .collect();
     let t = &validation.totals;
@@ -1089,6 +1357,9 @@ pub struct SyncLag {
     pub lag_max_ms: Option<f64>,
     pub last_error: Option<String>,
     pub cut_over_at: Option<String>,
+    /// After the cutover: change-log entries written to SQLite since (writes that do not
+    /// reach PostgreSQL: something still writes the old store).
+    pub written_after_cutover: Option<u64>,
     /// Why PostgreSQL's side could not be read, when it could not.
     pub note: Option<String>,
 }
@@ -1112,6 +1383,9 @@ impl std::fmt::Display for SyncLag {
         }
         if let Some(at) = &self.cut_over_at {
             write!(f, "; cut over at {at}")?;
+        }
+        if let Some(n) = self.written_after_cutover.filter(|n| *n > 0) {
+            write!(f, "; {n} rows written to SQLite after the cutover")?;
         }
         if let Some(e) = &self.last_error {
             write!(f, "; last error: {e}")?;
@@ -1157,7 +1431,18 @@ pub(crate) async fn lag_status(config: &Config) -> Option<SyncLag> {
     let target = sync_target(config);
     let pg = read_state(&target);
     match tokio::time::timeout(CONNECT_TIMEOUT, pg).await {
-        Ok(Ok(Some((id, cursor, handoff, p50, p99, max, err, cut)))) => {
+        Ok(Ok(Some((id, cursor, handoff, p50, p99, max, err, cut, cut_seq)))) => {
+            if let Some(seq) = cut_seq.and_then(|s| s.parse::<i64>().ok()) {
+                out.written_after_cutover = sqlx::query_scalar::<_, i64>(&format!(
+                    "SELECT count(*) FROM {} WHERE seq > ?1",
+                    ferry_sync::LOG_TABLE
+                ))
+                .bind(seq)
+                .fetch_one(&mut lite)
+                .await
+                .ok()
+                .map(|n| n.max(0) as u64);
+            }
             out.capture_id = Some(id);
             out.cursor = Some(cursor);
             out.handoff_done = Some(handoff);
@@ -1177,7 +1462,10 @@ pub(crate) async fn lag_status(config: &Config) -> Option<SyncLag> {
         }
     }
     let cursor = out.cursor.unwrap_or(0);
-    out.changes_behind = (out.max_seq - cursor).max(0) as u64;
+    // After the cutover, entries past it are writes that never reach PostgreSQL (counted
+    // in `written_after_cutover`), not changes behind.
+    let after = out.written_after_cutover.unwrap_or(0) as i64;
+    out.changes_behind = (out.max_seq - after - cursor).max(0) as u64;
     if out.changes_behind > 0 && out.cut_over_at.is_none() {
         let oldest: Option<f64> = sqlx::query_scalar(&format!(
             "SELECT min(captured_at) FROM {} WHERE seq > ?1",
@@ -1206,12 +1494,13 @@ type StateRow = (
     Option<f64>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 async fn read_state(target: &SyncTarget) -> Result<Option<StateRow>, String> {
     let mut conn = pg_connect(target).await?;
     let row = sqlx::query_as::<_, StateRow>(&format!(
-        "SELECT capture_id, cursor, handoff_done, lag_p50_ms, lag_p99_ms, lag_max_ms, last_error, cutover ->> 'at'
+        "SELECT capture_id, cursor, handoff_done, lag_p50_ms, lag_p99_ms, lag_max_ms, last_error, cutover ->> 'at', cutover ->> 'seq'
          FROM {} WHERE id = 1",
         qualified(&target.schema, ferry_sync::STATE_TABLE)
     ))

@@ -678,7 +678,7 @@ async fn phase_three_loads_postgres_equal_and_rolls_back_to_the_pre_phase_schema
 }
 
 #[tokio::test]
-async fn phase_three_is_refused_when_sqlite_changed_after_gate_two() {
+async fn phase_three_is_refused_when_sqlite_lost_rows_after_gate_two() {
     let s = Scratch::new();
     let pg = ferry_testkit::pg::ScratchSchema::new("phase3_refused").await;
     let mut config = s.config();
@@ -698,7 +698,9 @@ async fn phase_three_is_refused_when_sqlite_changed_after_gate_two() {
     ))
     .await
     .unwrap();
-    sqlx::query("UPDATE agent_status SET current_task = 'edited by hand'")
+    // Rows lost since gate 2 refuse phase 3; an application that keeps writing does not
+    // (phase 3 copies a snapshot, and sync carries what follows).
+    sqlx::query("DELETE FROM agent_status WHERE rowid = (SELECT min(rowid) FROM agent_status)")
         .execute(&mut conn)
         .await
         .unwrap();
@@ -710,7 +712,9 @@ async fn phase_three_is_refused_when_sqlite_changed_after_gate_two() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("SQLite tables unchanged since gate 2") && text.contains("agent_status"),
+        text.contains("SQLite tables unchanged since gate 2")
+            && text.contains("agent_status")
+            && text.contains("rows were lost"),
         "{text}"
     );
 }

@@ -102,6 +102,10 @@ pub struct BatchReport {
     /// Digest-followed tables replaced.
     pub tables_replaced: u64,
     pub cursor: i64,
+    /// The tables (SQLite names) the batch's entries named, and the digest-followed tables
+    /// that changed.
+    #[serde(default)]
+    pub tables: Vec<String>,
 }
 
 /// What a drain did.
@@ -114,6 +118,10 @@ pub struct DrainReport {
     pub tables_replaced: u64,
     pub seconds: f64,
     pub cursor: i64,
+    /// Every table (SQLite name) an applied entry named, and the digest-followed tables
+    /// that changed: the tables this drain may have written in PostgreSQL.
+    #[serde(default)]
+    pub tables: std::collections::BTreeSet<String>,
 }
 
 /// What a full reconciliation did.
@@ -388,6 +396,11 @@ impl Applier {
             ..BatchReport::default()
         };
         if !batch.changes.is_empty() {
+            report.tables = batch
+                .changes
+                .iter()
+                .map(|c| self.plan.tables[c.table].source.clone())
+                .collect();
             let outcome = self.apply(batch.changes).await?;
             report.changes = outcome.changes;
             report.rows = outcome.rows;
@@ -411,6 +424,7 @@ impl Applier {
             out.changes += b.changes;
             out.rejects += b.rejects;
             out.tables_replaced += b.tables_replaced;
+            out.tables.extend(b.tables);
             if !b.more {
                 break;
             }
@@ -1193,7 +1207,15 @@ impl Applier {
                 PgSide::close(c).await;
             }
         }
-        if let Some(c) = self.control.take() {
+        if let Some(mut c) = self.control.take() {
+            // Released here rather than by the server when the session ends, which it does
+            // after the client has gone on: an applier opened right after this one (the
+            // next step of a script, a bench) would otherwise find the lock still held.
+            if self.exclusive {
+                let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
+                    .execute(&mut c)
+                    .await;
+            }
             PgSide::close(c).await;
         }
     }

@@ -111,26 +111,49 @@ impl SqliteDb {
 
 /// Refuses a file that is not a SQLite database (an empty file would read as an empty
 /// database and "validate" against nothing).
+///
+/// The file is never opened outside SQLite: closing any descriptor of it releases every
+/// POSIX lock this process holds on it — a cutover fence's write lock (`BEGIN IMMEDIATE`),
+/// another connection's shared lock — which in rollback-journal mode lets another process
+/// write under a reader's feet. SQLite itself defers such closes.
 pub(crate) fn check_header(path: &Path) -> Result<(), ValidateError> {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+    let len = std::fs::metadata(path)
         .map_err(|e| ValidateError::NotSqlite {
             path: path.to_owned(),
             why: format!("it cannot be read ({})", e.kind()),
-        })?;
-    let why = if n == 0 {
-        "the file is empty"
-    } else if &head != b"SQLite format 3\0" {
-        "it does not start with the SQLite header"
-    } else {
-        return Ok(());
-    };
-    Err(ValidateError::NotSqlite {
+        })?
+        .len();
+    if len == 0 {
+        return Err(ValidateError::NotSqlite {
+            path: path.to_owned(),
+            why: "the file is empty".to_owned(),
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let not_sqlite = || ValidateError::NotSqlite {
         path: path.to_owned(),
-        why: why.to_owned(),
-    })
+        why: "it does not start with the SQLite header".to_owned(),
+    };
+    let conn = match Connection::open_with_flags(path, flags) {
+        Ok(c) => c,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(not_sqlite())
+        }
+        // Anything else is reported, with its cause, by the open that follows.
+        Err(_) => return Ok(()),
+    };
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Err(not_sqlite())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Ordinary and virtual tables of the main schema; SQLite's own tables and the shadow
