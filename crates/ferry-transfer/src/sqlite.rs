@@ -123,30 +123,47 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
-/// The first 16 bytes of every SQLite database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
 /// Refuses a file that is not a SQLite database, with one sentence.
+///
+/// The file is never opened outside SQLite: closing any descriptor of it releases every
+/// POSIX lock this process holds on it (another table reader's shared lock, a fence's write
+/// lock), which in rollback-journal mode lets another process write under a reader's feet.
+/// SQLite itself defers such closes.
 fn check_header(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+    let not_sqlite = |why: &str| TransferError::NotSqlite {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    };
+    let len = std::fs::metadata(path)
         .map_err(|e| TransferError::NotSqlite {
             path: path.to_owned(),
             why: format!("it cannot be read ({})", e.kind()),
-        })?;
-    let why = if n == 0 {
-        "the file is empty"
-    } else if n < 16 || &head != SQLITE_HEADER {
-        "it does not start with the SQLite header"
-    } else {
-        return Ok(());
+        })?
+        .len();
+    if len == 0 {
+        return Err(not_sqlite("the file is empty"));
+    }
+    let is_not_a_database = |e: &rusqlite::Error| {
+        matches!(e, rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::NotADatabase)
     };
-    Err(TransferError::NotSqlite {
-        path: path.to_owned(),
-        why: why.to_owned(),
-    })
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match Connection::open_with_flags(path, flags) {
+        Ok(c) => c,
+        Err(e) if is_not_a_database(&e) => {
+            return Err(not_sqlite("it does not start with the SQLite header"))
+        }
+        // Anything else is reported, with its cause, by the open that follows.
+        Err(_) => return Ok(()),
+    };
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Err(e) if is_not_a_database(&e) => {
+            Err(not_sqlite("it does not start with the SQLite header"))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl SqliteSource {
