@@ -219,6 +219,16 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
         Op::Diff => {
             let current = migrator.status(&mut db).await?.current;
             let live = ferry_schema::dump(&mut db).await?;
+            // Phase 4's capture (triggers and a log in the SQLite file) is ferry's own, put
+            // there and taken away by the phases: not drift of the reviewed schema.
+            let (live, capture) =
+                ferry_schema::dump::without_prefixed(&live, ferry_sync::OBJECT_PREFIX);
+            if capture > 0 && !args.json {
+                println!(
+                    "left out: {capture} objects of phase 4's capture ({}*), installed and removed by ferry's phases",
+                    ferry_sync::OBJECT_PREFIX
+                );
+            }
             let check = ferry_schema::compare_snapshot(&snapshots, current, &live);
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&check)?);

@@ -1307,21 +1307,7 @@ async fn sqlite_schema(path: &Path) -> Result<String, PhaseError> {
 
 /// The dump without ferry's capture objects (`ferry_sync_*` tables and triggers).
 pub(crate) fn without_capture(dump: &str) -> String {
-    let mut out = String::with_capacity(dump.len());
-    let mut skipping = false;
-    for line in dump.lines() {
-        if !line.starts_with(' ') {
-            skipping = line.starts_with("table \"ferry_sync_")
-                || line.starts_with("trigger \"ferry_sync_")
-                || line.starts_with("table ferry_sync_")
-                || line.starts_with("trigger ferry_sync_");
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
+    ferry_schema::dump::without_prefixed(dump, ferry_sync::OBJECT_PREFIX).0
 }
 
 fn save<T: Serialize>(config: &Config, name: &str, value: &T) -> Result<PathBuf, PhaseError> {

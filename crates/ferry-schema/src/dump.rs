@@ -24,6 +24,31 @@ pub async fn dump(db: &mut Database) -> Result<String> {
     .map_err(|e| SchemaError::db(context, e))
 }
 
+/// The dump without the tables and triggers whose names start with `prefix`, and what is
+/// listed under them: for objects another tool installs and removes on its own (ferry's
+/// phase-4 capture, `ferry_sync_*`), which are not part of the reviewed schema. Returns the
+/// dump and how many objects were left out.
+pub fn without_prefixed(dump: &str, prefix: &str) -> (String, usize) {
+    let mut out = String::with_capacity(dump.len());
+    let mut skipping = false;
+    let mut left_out = 0;
+    for line in dump.lines() {
+        if !line.starts_with(' ') {
+            skipping = ["table \"", "trigger \"", "table ", "trigger "]
+                .iter()
+                .any(|kind| line.starts_with(&format!("{kind}{prefix}")));
+            if skipping {
+                left_out += 1;
+            }
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (out, left_out)
+}
+
 /// Collapses runs of whitespace outside quotes to one space and trims.
 fn squash(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());

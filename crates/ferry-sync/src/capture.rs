@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SyncError};
 
+/// The name prefix of every object capture installs (tables and triggers).
+pub const OBJECT_PREFIX: &str = "ferry_sync_";
 /// The change log table in the SQLite file.
 pub const LOG_TABLE: &str = "ferry_sync_log";
 /// The capture record table in the SQLite file.

@@ -52,7 +52,7 @@ mod watch;
 
 pub use capture::{
     install, uninstall, verify, written_after_cutover, CaptureSpec, CapturedTable, Follow,
-    InstallOptions, LOG_TABLE, META_TABLE,
+    InstallOptions, LOG_TABLE, META_TABLE, OBJECT_PREFIX,
 };
 pub use engine::{
     drop_bookkeeping, pg_writes_since_cutover, Applier, BatchReport, Cutover, DrainReport, Fence,
