@@ -13,7 +13,6 @@ use anyhow::{bail, Context};
 use ferry_core::table::Table;
 use ferry_testkit::store_gen::{self, StoreSpec};
 use serde_json::Value;
-use sqlx::{Connection, PgConnection};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -60,29 +59,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::bench_backup::remove_special_files(&store)?;
     let (files, bytes) = crate::bench_import::regular_files(&store)?;
 
-    let server = ferry_core::env_vars::test_postgres_url();
-    let db = ferry_testkit::pg::unique_name("bench_signoff");
-    let mut admin = PgConnection::connect(&server).await.with_context(|| {
-        format!(
-            "cannot connect to PostgreSQL at {}",
-            ferry_core::redact::redact(&server)
-        )
-    })?;
-    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
-        .execute(&mut admin)
-        .await
-        .context("cannot create the scratch database")?;
-    let url = ferry_testkit::pg::with_database(&server, &db);
-    let outcome = phases(&dir, &store, &url, &spec, &args, (files, bytes));
+    let db = crate::scratch_db::ScratchDb::create("bench_signoff").await?;
+    let outcome = phases(&dir, &store, &db.url, &spec, &args, (files, bytes));
     if args.keep.is_none() {
-        let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-        if let Err(e) = dropped {
-            eprintln!("warning: could not drop scratch database {db}: {e}");
-        }
+        db.drop_it().await;
     } else {
-        println!("kept: {} (PostgreSQL database {db})", dir.display());
+        println!("kept: {} (PostgreSQL database {})", dir.display(), db.name);
     }
     outcome
 }

@@ -79,30 +79,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(file) = &args.writer {
         return writer_process(file, &args);
     }
-    let server = ferry_core::env_vars::test_postgres_url();
-    let db = ferry_testkit::pg::unique_name("bench_sync");
-    let mut admin = PgConnection::connect(&server).await.with_context(|| {
-        format!(
-            "cannot connect to PostgreSQL at {}",
-            ferry_core::redact::redact(&server)
-        )
-    })?;
-    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
-        .execute(&mut admin)
-        .await
-        .context("cannot create the scratch database")?;
-    let url = ferry_testkit::pg::with_database(&server, &db);
+    let db = crate::scratch_db::ScratchDb::create("bench_sync").await?;
     let outcome = if args.files {
-        crate::bench_sync_files::bench(&url, &args).await
+        crate::bench_sync_files::bench(&db.url, &args).await
     } else {
-        sql_bench(&url, &args).await
+        sql_bench(&db.url, &args).await
     };
-    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
-    if let Err(e) = dropped {
-        eprintln!("warning: could not drop scratch database {db}: {e}");
-    }
+    db.drop_it().await;
     outcome
 }
 

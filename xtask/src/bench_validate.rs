@@ -71,34 +71,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         size as f64 / 1e6
     );
 
-    let server = ferry_core::env_vars::test_postgres_url();
-    let db = ferry_testkit::pg::unique_name("bench_validate");
-    let mut admin = PgConnection::connect(&server).await.with_context(|| {
-        format!(
-            "cannot connect to PostgreSQL at {}",
-            ferry_core::redact::redact(&server)
-        )
-    })?;
-    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
-        .execute(&mut admin)
-        .await
-        .context("cannot create the scratch database")?;
-    let url = ferry_testkit::pg::with_database(&server, &db);
-    let outcome = bench(&file, &url, rows, runs).await;
+    let db = crate::scratch_db::ScratchDb::create("bench_validate").await?;
+    let outcome = bench(&file, &db.url, rows, runs).await;
     if args.keep.is_some() {
         println!(
-            "kept: {} and database {db} (schema {SCHEMA})",
-            file.display()
+            "kept: {} and database {} (schema {SCHEMA})",
+            file.display(),
+            db.name
         );
         return outcome;
     }
     // The scratch database goes whatever happened.
-    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
-    if let Err(e) = dropped {
-        eprintln!("warning: could not drop scratch database {db}: {e}");
-    }
+    db.drop_it().await;
     outcome
 }
 
