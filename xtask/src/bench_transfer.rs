@@ -47,6 +47,11 @@ pub struct Args {
     /// Do not run pgloader even when it is installed.
     #[arg(long)]
     pub skip_pgloader: bool,
+    /// Measure ferry as it copies a file that may be written meanwhile (one reader per
+    /// table), instead of as phase 3 copies its snapshot (one reader per worker,
+    /// `--source-immutable`).
+    #[arg(long)]
+    pub live_source: bool,
 }
 
 /// Indexes of the benchmark schema besides primary keys (`ferry_testkit::sqlite_gen::BENCH_SCHEMA`).
@@ -71,6 +76,8 @@ struct Measured {
     server_cpu_s: Option<f64>,
     /// CPU seconds of the loading client's own processes (ferry; sqlite3 and psql).
     client_cpu_s: Option<f64>,
+    /// Bytes of WAL the server wrote during the run (`pg_current_wal_lsn` before and after).
+    wal_bytes: Option<u64>,
 }
 
 /// CPU time of the PostgreSQL server, read from /proc: every `postgres` process's user and
@@ -228,6 +235,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await;
     }
     let (rows, floor, ferry, pgloader, server_floor) = result?;
+    let wal_level: Option<String> = sqlx::query_scalar("SHOW wal_level")
+        .fetch_one(&mut admin)
+        .await
+        .ok();
 
     println!("\ntransfer benchmark: scale {scale}, {rows} rows, {size_mb:.0} MB SQLite file, {workers} ferry workers, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
     let mut t = Table::new([
@@ -237,6 +248,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "peak RSS MB",
         "server CPU s",
         "client CPU s",
+        "WAL MB",
         "vs floor",
         "status",
     ]);
@@ -249,6 +261,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             format!("{:.0}", m.peak_rss_kb as f64 / 1024.0),
             cpu(m.server_cpu_s),
             cpu(m.client_cpu_s),
+            m.wal_bytes
+                .map_or_else(|| "-".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
             format!("{:.2}x", m.seconds / floor.seconds.max(1e-6)),
             m.status.clone(),
         ]);
@@ -263,7 +277,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             m,
         );
     }
-    line("ferry transfer", &ferry);
+    line(
+        if args.live_source {
+            "ferry transfer (live source: one reader per table)"
+        } else {
+            "ferry transfer (unchanging source, as phase 3: one reader per worker)"
+        },
+        &ferry,
+    );
     if let Some(m) = &pgloader {
         line("pgloader", m);
     }
@@ -313,6 +334,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "ferry peak RSS: {:.0} MB (target <= 256 MB)",
         ferry.peak_rss_kb as f64 / 1024.0
     );
+    if let Some(level) = wal_level {
+        println!(
+            "WAL: wal_level = {level}; {}",
+            if level == "minimal" {
+                "a table created in the loading transaction could skip WAL, but ferry commits each chunk with its checkpoint, so its tables are created before the load"
+            } else {
+                "every loaded row is written to WAL by every tool (skipping it needs wal_level = minimal and a table created in the loading transaction)"
+            }
+        );
+    }
     Ok(())
 }
 
@@ -346,19 +377,27 @@ async fn measure_all(
     };
     settle().await;
     eprintln!("measuring the floor (sqlite3 | psql) …");
-    let floor = floor(file, &with_db(floor_db), &plan).await?;
+    let wal = wal_lsn(server).await;
+    let mut floor = floor(file, &with_db(floor_db), &plan).await?;
+    floor.wal_bytes = wal_since(server, wal).await;
     settle().await;
     eprintln!("measuring ferry …");
-    let ferry = ferry(file, &with_db(ferry_db), workers).await?;
+    let wal = wal_lsn(server).await;
+    let mut ferry = ferry(file, &with_db(ferry_db), workers, !args.live_source).await?;
+    ferry.wal_bytes = wal_since(server, wal).await;
     let stored = count_rows(&with_db(ferry_db), "ferry_bench", &plan).await?;
     if stored != rows {
         bail!("ferry stored {stored} rows of {rows}");
     }
     settle().await;
     eprintln!("measuring the server's own ingest (binary COPY from server-side files) …");
-    let server_floor = server_floor(&with_db(ferry_db), &plan)
+    let wal = wal_lsn(server).await;
+    let mut server_floor = server_floor(&with_db(ferry_db), &plan)
         .await
         .map_err(|e| format!("{e:#}"));
+    if let Ok(m) = &mut server_floor {
+        m.wal_bytes = wal_since(server, wal).await;
+    }
     let pgloader = match have("pgloader") {
         Some(_) if !args.skip_pgloader => {
             settle().await;
@@ -559,6 +598,7 @@ async fn floor(file: &Path, url: &str, plan: &TransferPlan) -> anyhow::Result<Me
         status: "ok".into(),
         server_cpu_s: cpu.server_seconds(),
         client_cpu_s: Some(client),
+        wal_bytes: None,
     })
 }
 
@@ -642,6 +682,7 @@ async fn server_floor(url: &str, plan: &TransferPlan) -> anyhow::Result<Measured
         status: "ok".into(),
         server_cpu_s: cpu.server_seconds(),
         client_cpu_s: None,
+        wal_bytes: None,
     })
 }
 
@@ -695,7 +736,27 @@ async fn two_at_a_time(jobs: Vec<(String, Vec<PathBuf>)>) -> anyhow::Result<(u64
     Ok((peak, cpu))
 }
 
-async fn ferry(file: &Path, url: &str, workers: usize) -> anyhow::Result<Measured> {
+/// The server's WAL position in bytes.
+async fn wal_lsn(server: &str) -> Option<u64> {
+    let mut c = PgConnection::connect(server).await.ok()?;
+    let lsn: i64 = sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+        .fetch_one(&mut c)
+        .await
+        .ok()?;
+    u64::try_from(lsn).ok()
+}
+
+/// WAL bytes written since `start` (`None` when either position is unknown).
+async fn wal_since(server: &str, start: Option<u64>) -> Option<u64> {
+    Some(wal_lsn(server).await?.saturating_sub(start?))
+}
+
+async fn ferry(
+    file: &Path,
+    url: &str,
+    workers: usize,
+    source_immutable: bool,
+) -> anyhow::Result<Measured> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let state = tempfile::tempdir()?;
     let rss = state.path().join("rss");
@@ -710,6 +771,7 @@ async fn ferry(file: &Path, url: &str, workers: usize) -> anyhow::Result<Measure
         .arg(file)
         .arg(url)
         .args(["--schema", "ferry_bench", "--workers", &workers.to_string()])
+        .args(source_immutable.then_some("--source-immutable"))
         .env("FERRY_STATE_DIR", state.path())
         .env("FERRY_PROGRESS", "0")
         .stdout(Stdio::null())
@@ -737,6 +799,7 @@ async fn ferry(file: &Path, url: &str, workers: usize) -> anyhow::Result<Measure
         status: "ok".into(),
         server_cpu_s,
         client_cpu_s,
+        wal_bytes: None,
     })
 }
 
@@ -808,5 +871,6 @@ async fn pgloader(file: &Path, url: &str) -> anyhow::Result<Measured> {
         status,
         server_cpu_s: None,
         client_cpu_s: Some(run.cpu_s),
+        wal_bytes: None,
     })
 }

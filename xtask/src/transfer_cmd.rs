@@ -56,6 +56,11 @@ pub struct Args {
     /// list the report shows); stored in the target schema, read by `validate` and gate 3.
     #[arg(long, value_name = "REASON")]
     pub acknowledge: Option<String>,
+    /// Nothing writes the SQLite file during the copy (a snapshot, or the application is
+    /// stopped): each worker reads with its own connection, so the largest table is read in
+    /// parallel. Checked: if the file or its WAL changed by the end, the transfer fails.
+    #[arg(long)]
+    pub source_immutable: bool,
 }
 
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
@@ -79,6 +84,7 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<Outcome> {
         anyhow::ensure!(n > 0, "--chunk-rows must be at least 1");
         opts.chunk_rows = n;
     }
+    opts.source_immutable = args.source_immutable;
     if args.truncate_sub_microseconds {
         opts.sub_microsecond = SubMicrosecond::Truncate;
     }

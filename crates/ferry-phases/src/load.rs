@@ -182,6 +182,9 @@ impl PhaseModule for Load {
         };
         let mut options = TransferOptions::from_config(config);
         options.progress = true;
+        // Phase 3 copies its own snapshot, which nothing writes: the largest table can be
+        // read by every worker at once (ferry-transfer checks the file did not change).
+        options.source_immutable = true;
         let plan = ferry_transfer::plan_managed(&snapshot.path, &target, &options)
             .await
             .map_err(|e| PhaseError::failed("planning the copy into PostgreSQL", e))?;

@@ -112,6 +112,14 @@ pub struct TransferOptions {
     /// Sleep after each committed chunk and each post-data step: widens the window in
     /// which a test kills the transfer.
     pub pause_after_chunk: Option<Duration>,
+    /// Nothing writes the SQLite file while it is copied (a snapshot, such as phase 3's
+    /// `VACUUM INTO` copy, or a file whose application is stopped). Then every worker reads
+    /// through its own SQLite connection, so two workers on the largest table read and
+    /// encode in parallel instead of sharing one reader. Checked, not trusted: the file's
+    /// and its WAL's size and modification time must be the same after the copy as before,
+    /// or the transfer stops with an error. Off by default: a live file is read by one
+    /// reader per table, inside one read transaction, whatever writes it.
+    pub source_immutable: bool,
 }
 
 impl Default for TransferOptions {
@@ -127,6 +135,7 @@ impl Default for TransferOptions {
             progress: true,
             application_name: "ferry-transfer".into(),
             pause_after_chunk: None,
+            source_immutable: false,
         }
     }
 }

@@ -213,9 +213,15 @@ impl Run<'_> {
             .map(|s| s.step.clone())
             .collect();
         let (early, _) = split_late(all_steps);
-        engine::CopyStage {
+        let source = Path::new(&plan.source);
+        let stamp = if opts.source_immutable {
+            Some(crate::sqlite::FileStamp::take(source)?)
+        } else {
+            None
+        };
+        let outcomes = engine::CopyStage {
             pg,
-            source: Path::new(&plan.source),
+            source,
             specs,
             conv: opts.convert(),
             workers: opts.workers,
@@ -228,9 +234,25 @@ impl Run<'_> {
                 .collect(),
             done_steps,
             failed_steps,
+            source_immutable: opts.source_immutable,
         }
         .run(control)
-        .await
+        .await?;
+        // Readers of one table may each have read their own snapshot: only the same file
+        // before and after makes them one.
+        if let Some(before) = stamp {
+            let after = crate::sqlite::FileStamp::take(source)?;
+            if let Some(what) = after.changed_since(&before) {
+                return Err(TransferError::Source {
+                    path: source.to_owned(),
+                    context: "copying a source declared unchanging".into(),
+                    message: format!(
+                        "{what} changed during the copy, so the tables' readers may have seen different states; drop the target schema and copy again from a snapshot, or without declaring the source unchanging"
+                    ),
+                });
+            }
+        }
+        Ok(outcomes)
     }
 
     /// PostgreSQL holds exactly the rows the checkpoints account for, and this run's copy

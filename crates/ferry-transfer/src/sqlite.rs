@@ -385,3 +385,57 @@ impl SqliteSource {
         Ok(())
     }
 }
+
+/// What `stat` says about a SQLite file and its WAL: enough to notice that something wrote
+/// the file between two looks. Taken with `stat` only: opening the file outside SQLite and
+/// closing it again would release this process's POSIX locks on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    /// `(suffix, (size, mtime seconds, mtime nanoseconds))`; `None` for a WAL not there.
+    parts: Vec<(String, Option<Seen>)>,
+}
+
+type Seen = (u64, i64, i64);
+
+impl FileStamp {
+    pub(crate) fn take(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let mut parts = Vec::new();
+        for suffix in ["", "-wal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            let seen = match std::fs::metadata(&file) {
+                Ok(m) => Some((m.len(), m.mtime(), m.mtime_nsec())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => None,
+                Err(e) => {
+                    return Err(TransferError::Source {
+                        path: file,
+                        context: "inspecting".into(),
+                        message: e.to_string(),
+                    })
+                }
+            };
+            parts.push((suffix.to_owned(), seen));
+        }
+        Ok(Self { parts })
+    }
+
+    /// What differs from `earlier`, in words; `None` when nothing does.
+    pub(crate) fn changed_since(&self, earlier: &FileStamp) -> Option<String> {
+        let changed: Vec<String> = self
+            .parts
+            .iter()
+            .zip(&earlier.parts)
+            .filter(|(now, then)| now != then)
+            .map(|((suffix, _), _)| {
+                if suffix.is_empty() {
+                    "the database file".to_owned()
+                } else {
+                    format!("its {suffix} file")
+                }
+            })
+            .collect();
+        (!changed.is_empty()).then(|| changed.join(" and "))
+    }
+}

@@ -1,6 +1,8 @@
-//! The reading side of the copy: how one table is read (its [`TableSpec`]), and the one
-//! blocking thread per table that serves every worker copying it, in keyset batches inside
-//! one SQLite read transaction, each row encoded for binary COPY as it is read.
+//! The reading side of the copy: how one table is read (its [`TableSpec`]), and the
+//! blocking reader threads that serve the workers copying it, in keyset batches inside a
+//! SQLite read transaction, each row encoded for binary COPY as it is read. A live source
+//! has one reader per table, serving every worker in one read transaction; a source
+//! nothing writes during the copy has one reader per worker on the table.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -182,17 +184,25 @@ pub(crate) struct TableReader {
 }
 
 impl TableReader {
+    /// Starts a reader thread with its own read transaction. With `count`, it first counts
+    /// the table's rows in that transaction (the snapshot the copy is verified against) and
+    /// sends the count; otherwise it sends 0 as soon as it is open.
     pub(crate) fn spawn(
         path: PathBuf,
         spec: Arc<TableSpec>,
         conv: ConvertOptions,
+        count: bool,
     ) -> (Self, oneshot::Receiver<std::result::Result<u64, String>>) {
         let (tx, rx) = std::sync::mpsc::channel::<ReadRequest>();
         let (count_tx, count_rx) = oneshot::channel();
         std::thread::spawn(move || {
             let opened = SqliteSource::open(&path).and_then(|db| {
                 db.begin_read()?;
-                let n = db.scalar_i64(&spec.count_sql)?.unwrap_or(0);
+                let n = if count {
+                    db.scalar_i64(&spec.count_sql)?.unwrap_or(0)
+                } else {
+                    0
+                };
                 Ok((db, n))
             });
             match opened {

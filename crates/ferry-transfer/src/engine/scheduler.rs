@@ -29,7 +29,10 @@ pub(crate) struct TableJob {
     pub(crate) chunks: Mutex<std::collections::VecDeque<Chunk>>,
     pub(crate) remaining: AtomicUsize,
     pub(crate) active: AtomicUsize,
+    /// The table's one reader, shared by every worker copying it (a live source).
     pub(crate) reader: Mutex<Option<Arc<TableReader>>>,
+    /// Readers not lent to a worker right now (a source nothing writes: one per worker).
+    pub(crate) idle: Mutex<Vec<Arc<TableReader>>>,
     pub(crate) snapshot_rows: Mutex<Option<oneshot::Receiver<std::result::Result<u64, String>>>>,
     pub(crate) snapshot: Mutex<Option<u64>>,
     pub(crate) bar: TableBar,
@@ -41,23 +44,49 @@ pub(crate) struct TableJob {
 }
 
 impl TableJob {
-    fn reader(&self, path: &Path, conv: ConvertOptions) -> Arc<TableReader> {
-        let mut slot = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = slot.as_ref() {
-            return r.clone();
+    /// A reader for one chunk. A live source: the table's one reader, so every chunk reads
+    /// the same snapshot. A source nothing writes (`own`): an idle reader of the table, or
+    /// a new one, so workers on the same table read in parallel. The table's first reader
+    /// counts its rows.
+    fn reader(&self, path: &Path, conv: ConvertOptions, own: bool) -> Arc<TableReader> {
+        if own {
+            if let Some(r) = lock(&self.idle).pop() {
+                return r;
+            }
         }
-        let (reader, count) = TableReader::spawn(path.to_owned(), self.spec.clone(), conv);
-        *self.snapshot_rows.lock().unwrap_or_else(|p| p.into_inner()) = Some(count);
+        let mut slot = lock(&self.reader);
+        if !own {
+            if let Some(r) = slot.as_ref() {
+                return r.clone();
+            }
+        }
+        let mut counting = lock(&self.snapshot_rows);
+        let first = counting.is_none();
+        let (reader, count) = TableReader::spawn(path.to_owned(), self.spec.clone(), conv, first);
+        if first {
+            *counting = Some(count);
+        }
         let reader = Arc::new(reader);
-        *slot = Some(reader.clone());
+        if !own {
+            *slot = Some(reader.clone());
+        }
         reader
+    }
+
+    /// Takes back a reader lent for one chunk (a source nothing writes), unless the table
+    /// is done.
+    fn give_back(&self, reader: Arc<TableReader>, own: bool) {
+        if own && self.remaining.load(Ordering::SeqCst) > 0 {
+            lock(&self.idle).push(reader);
+        }
     }
 
     /// Returns whether that was the table's last chunk.
     fn chunk_finished(&self) -> bool {
         if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // Last chunk: end the read transaction.
-            *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            // Last chunk: end the read transactions.
+            *lock(&self.reader) = None;
+            lock(&self.idle).clear();
             return true;
         }
         false
@@ -74,6 +103,8 @@ pub struct CopyStage<'a> {
     pub chunk_rows: u64,
     pub bars: &'a Bars,
     pub pause_after_chunk: Option<std::time::Duration>,
+    /// Nothing writes the source during the copy: one reader per worker, not per table.
+    pub source_immutable: bool,
     /// Post-data steps (views excepted) not yet done: each runs on the same workers as
     /// soon as what it needs is copied, filling the time other tables still copy.
     pub steps: Vec<Step>,
@@ -155,6 +186,7 @@ pub(crate) struct Shared {
     pub(crate) jobs: Vec<TableJob>,
     pub(crate) failed: AtomicBool,
     pub(crate) pause: Option<std::time::Duration>,
+    pub(crate) source_immutable: bool,
     pub(crate) board: Mutex<Board>,
     /// Chunks not yet committed (queued or being copied), all tables together.
     pub(crate) chunks_left: AtomicUsize,
@@ -297,6 +329,7 @@ impl CopyStage<'_> {
                 chunks: Mutex::new(chunks.into()),
                 active: AtomicUsize::new(0),
                 reader: Mutex::new(None),
+                idle: Mutex::new(Vec::new()),
                 snapshot_rows: Mutex::new(None),
                 snapshot: Mutex::new(None),
                 bar,
@@ -328,6 +361,7 @@ impl CopyStage<'_> {
             jobs,
             failed: AtomicBool::new(false),
             pause: self.pause_after_chunk,
+            source_immutable: self.source_immutable,
             board: Mutex::new(board),
             chunks_left: AtomicUsize::new(chunks_left),
             changed: tokio::sync::Notify::new(),
@@ -420,10 +454,11 @@ async fn worker_loop(shared: &Shared, conn: &mut Option<PgConnection>) -> Result
         changed.as_mut().enable();
         if let Some((i, chunk)) = shared.next_chunk() {
             let job = &shared.jobs[i];
-            let reader = job.reader(&shared.source, shared.conv);
+            let own = shared.source_immutable;
+            let reader = job.reader(&shared.source, shared.conv, own);
             let res = copy_chunk(shared, conn, job, &reader, chunk).await;
-            drop(reader);
             job.active.fetch_sub(1, Ordering::SeqCst);
+            job.give_back(reader, own && res.is_ok());
             if job.chunk_finished() {
                 lock(&shared.board)
                     .copied
