@@ -125,6 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     print_reads(&results.reads);
     print_load(&results.load);
+    crate::rss::print_own_peak("the data API's clients and simulated agents ran in it");
     let json = dir.join("agentdb-bench.json");
     ferry_core::fsutil::write_json(&json, &results)
         .with_context(|| format!("writing {}", json.display()))?;

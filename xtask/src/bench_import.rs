@@ -135,7 +135,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ratio = first.seconds / floor.seconds;
     let rss_mb = first.rss_kb.map(|kb| kb as f64 / 1024.0);
     println!(
-        "\nferry import: {ratio:.2}× the read floor (target ≤ 2×), peak RSS {} (target ≤ 200 MB for 50,000 files)",
+        "\nferry import: {ratio:.2}× the read floor (target ≤ 1.5×), peak RSS {} (target ≤ 200 MB for 50,000 files)",
         rss_mb.map_or_else(|| "not measured".to_owned(), |m| format!("{m:.0} MB"))
     );
     if args.keep.is_some() {

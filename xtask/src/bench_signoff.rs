@@ -6,7 +6,7 @@
 //! check of gate 5 with its verdict. The report paths are printed; nothing is signed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -93,11 +93,12 @@ fn phases(
             &[0, 1],
         ),
     ];
-    let mut timings = Table::new(["step", "seconds", "exit"]);
+    let mut timings = Table::new(["step", "seconds", "peak RSS MiB", "exit"]);
     for (name, argv, ok) in steps {
         eprintln!("running {name}");
         let started = Instant::now();
-        let out = Command::new(&exe)
+        let rss_file = dir.join(format!("{}.rss", name.replace(' ', "-")));
+        let out = crate::rss::timed_command(&exe, &rss_file)
             .args(&argv)
             .current_dir(dir)
             .env_remove("FERRY_CONFIG")
@@ -118,6 +119,7 @@ fn phases(
         timings.row([
             name.to_owned(),
             format!("{:.1}", started.elapsed().as_secs_f64()),
+            crate::rss::read_peak_mb(&rss_file).map_or_else(|| "-".into(), |m| format!("{m:.0}")),
             code.to_string(),
         ]);
         if !ok.contains(&code) {

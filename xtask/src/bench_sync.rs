@@ -364,6 +364,7 @@ async fn bench(file: &Path, url: &str, args: &Args) -> anyhow::Result<()> {
     ]);
     print!("{t}");
     println!("targets: p99 lag < 1 s at 1,000 writes/s; backlog steady at 5,000 writes/s; throughput >= 0.5x the floor");
+    crate::rss::print_own_peak("the follower ran in it; the writer is a child");
     Ok(())
 }
 

@@ -191,7 +191,7 @@ pub async fn bench(url: &str, args: &Args) -> anyhow::Result<()> {
     );
     let ours_rate = burst as f64 / ours.as_secs_f64();
     let floor_rate = burst as f64 / floor.as_secs_f64();
-    let peak = peak_rss_mb();
+    let peak = crate::rss::peak_rss_mb();
 
     println!();
     println!(
@@ -403,12 +403,4 @@ fn file_lags(numbered: &[(u64, f64)], samples: &[(f64, u64)]) -> Vec<f64> {
         }
     }
     out
-}
-
-/// This process's peak resident set (`VmHWM`), in MiB.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }

@@ -259,8 +259,10 @@ async fn bench(file: &Path, url: &str, rows: u64, runs: u32) -> anyhow::Result<(
             "validation_over_floor": secs(validation) / secs(floor),
             "validation_over_read_floor": secs(validation) / secs(read_floor),
             "locate_over_validation": secs(locate) / secs(validation),
+            "peak_rss_mb": crate::rss::peak_rss_mb(),
         })
     );
+    crate::rss::print_own_peak("the transfers and validations ran in it");
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod import_cmd;
 mod migrate_cmd;
 mod pgvector;
 mod phase_cmd;
+mod rss;
 mod scratch_db;
 mod sync_cmd;
 mod transfer_cmd;

@@ -41,6 +41,7 @@ fn bench_import_compares_with_cat() {
     let out = bench(dir.path(), &["import", "--files", "300"]);
     assert!(out.contains("read floor (cat)"), "{out}");
     assert!(out.contains("× the read floor"), "{out}");
+    assert!(out.contains("peak RSS"), "{out}");
 }
 
 #[test]
@@ -48,6 +49,7 @@ fn bench_validate_compares_with_count() {
     let dir = tempfile::tempdir().unwrap();
     let out = bench(dir.path(), &["validate", "--rows", "2000", "--runs", "1"]);
     assert!(out.contains("count"), "{out}");
+    assert!(out.contains("peak RSS of this process"), "{out}");
 }
 
 #[test]
@@ -67,6 +69,7 @@ fn bench_agentdb_compares_postgres_with_sqlite() {
     );
     assert!(out.contains("pg/sqlite"), "{out}");
     assert!(out.contains("postgres / sqlite throughput"), "{out}");
+    assert!(out.contains("peak RSS of this process"), "{out}");
 }
 
 #[test]
@@ -87,6 +90,9 @@ fn bench_transfer_compares_with_sqlite3_and_psql() {
     assert!(out.contains("floor: sqlite3 | psql"), "{out}");
     assert!(out.contains("ferry / floor:"), "{out}");
     assert!(out.contains("ferry / server floor:"), "{out}");
+    assert!(out.contains("WAL MB"), "{out}");
+    assert!(out.contains("ferry peak RSS"), "{out}");
+    assert!(out.contains("one reader per worker"), "{out}");
 }
 
 #[test]
@@ -100,6 +106,7 @@ fn bench_sync_compares_with_a_bare_loop() {
     );
     assert!(out.contains("sync lag under load"), "{out}");
     assert!(out.contains("floor: bare batched delete + insert"), "{out}");
+    assert!(out.contains("peak RSS of this process"), "{out}");
 }
 
 #[test]
@@ -115,6 +122,7 @@ fn bench_signoff_runs_phases_one_to_five_and_prints_the_reads_against_both_basel
     assert!(out.contains("get_agent_status"), "{out}");
     assert!(out.contains("concurrency"), "{out}");
     assert!(out.contains("sign-off report: "), "{out}");
+    assert!(out.contains("peak RSS MiB"), "{out}");
 }
 
 #[test]
