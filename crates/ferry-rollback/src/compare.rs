@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{io_at, RollbackError};
 use crate::manifest::{Entry, TreeManifest};
-use crate::tree::{self, Step};
+use crate::tree::{self, Step, BUF_SIZE};
 
 /// How a directory differs from a manifest. Empty means equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,19 +154,16 @@ pub(crate) fn compare_with(
         });
     }
 
-    // 1. In manifest order (parents before children), one `lstat` per entry decides what can
-    // be looked at. Entries whose parent is missing or not a directory are reported as missing
-    // without looking: looking would follow whatever stands in the parent's place.
-    // Directories and symlinks are checked here; regular files are left for step 2.
-    let mut found: Vec<Found> = Vec::with_capacity(manifest.entries.len());
-    let mut files = Vec::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    // Entries whose parent is missing or not a directory are reported as missing without
+    // looking: looking would follow whatever stands in the parent's place.
     let mut unreachable: HashSet<&str> = HashSet::new();
-    for (i, entry) in manifest.entries.iter().enumerate() {
+    for entry in &manifest.entries {
         let rel = entry.path();
         if let Some((parent, _)) = rel.rsplit_once('/') {
             if unreachable.contains(parent) {
                 unreachable.insert(rel);
-                found.push(Found::Missing);
+                diffs.missing.push(rel.to_owned());
                 continue;
             }
         }
@@ -175,55 +172,23 @@ pub(crate) fn compare_with(
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 unreachable.insert(rel);
-                found.push(Found::Missing);
+                diffs.missing.push(rel.to_owned());
                 continue;
             }
             Err(e) => return Err(io_at("inspect", &abs)(e)),
         };
-        if matches!(entry, Entry::File { .. }) && meta.file_type().is_file() {
-            files.push(i);
-            found.push(Found::File(meta));
-            continue;
-        }
-        // No buffer needed: only a regular file is read, and those wait for step 2.
-        let aspects = entry_aspects(entry, &abs, &meta, &mut [])?;
+        let aspects = entry_aspects(entry, &abs, &meta, &mut buf)?;
         if let Entry::File { size, .. } = entry {
             progress.inc(1, *size);
         }
         if aspects.contains(&Aspect::Kind) {
             unreachable.insert(rel);
         }
-        found.push(Found::Checked(aspects));
-    }
-
-    // 2. Regular files (size, content, mode, mtime) on [`tree::parallel`] workers: hashing is
-    // most of a compare's work.
-    let checked = tree::parallel(&files, |i, buf| {
-        let entry = &manifest.entries[i];
-        let Found::File(meta) = &found[i] else {
-            return Ok(Vec::new());
-        };
-        let aspects = entry_aspects(entry, &tree::join_rel(dir, entry.path()), meta, buf)?;
-        if let Entry::File { size, .. } = entry {
-            progress.inc(1, *size);
-        }
-        Ok(aspects)
-    })?;
-    for (i, aspects) in checked {
-        found[i] = Found::Checked(aspects);
-    }
-
-    // 3. The report, in manifest order whatever order the workers finished in.
-    for (entry, f) in manifest.entries.iter().zip(found) {
-        match f {
-            Found::Missing => diffs.missing.push(entry.path().to_owned()),
-            Found::Checked(aspects) if !aspects.is_empty() => diffs.changed.push(Changed {
-                path: entry.path().to_owned(),
+        if !aspects.is_empty() {
+            diffs.changed.push(Changed {
+                path: rel.to_owned(),
                 aspects,
-            }),
-            Found::Checked(_) => {}
-            // Every file of step 1 was checked in step 2, which returns only when all were.
-            Found::File(_) => unreachable!("a file left unchecked"),
+            });
         }
     }
 
@@ -237,14 +202,6 @@ pub(crate) fn compare_with(
         Ok(Step::Descend)
     })?;
     Ok(diffs)
-}
-
-/// What step 1 of [`compare_with`] found for one manifest entry.
-enum Found {
-    Missing,
-    /// A regular file where the manifest has one: checked on a worker.
-    File(fs::Metadata),
-    Checked(Vec<Aspect>),
 }
 
 /// How the entry on disk at `abs` (with `lstat` metadata `meta`) differs from `entry`.

@@ -350,18 +350,12 @@ fn restore_tree(
         files_unchanged,
         bytes_written: written.iter().map(|(_, n)| n).sum(),
     };
-    let mut just_written = vec![false; tree.entries.len()];
-    for (i, _) in &written {
-        just_written[*i] = true;
-    }
 
     // 3. Times and modes, children before parents and the root last, because creating an
     // entry changes its directory's mtime. The time is set before the mode so that a mode
-    // without read permission does not stop it. A file written in step 2 is skipped: its mode
-    // and mtime were set on its descriptor before the rename, which changes neither.
-    for (i, entry) in tree.entries.iter().enumerate().rev() {
+    // without read permission does not stop it.
+    for entry in tree.entries.iter().rev() {
         let (mode, mtime) = match entry {
-            Entry::File { .. } if just_written[i] => continue,
             Entry::File { mode, mtime, .. } | Entry::Dir { mode, mtime, .. } => (*mode, mtime),
             Entry::Symlink { .. } => continue,
         };
@@ -424,12 +418,9 @@ fn set_meta(abs: &Path, mode: Mode, mtime: &DateTime<Utc>) -> Result<(), Rollbac
     Ok(())
 }
 
-/// Writes a backup file to `dst` through a temporary sibling: mode and mtime set, then
-/// renamed over `dst`. When `durable` (a real restore) the content is checked against the
-/// manifest's size and SHA-256 while copying and the file is fsynced before the rename.
-/// Otherwise (the test restore into a scratch folder) the copy is made in the kernel and only
-/// its size is checked here: the caller must compare the written file with the manifest
-/// afterwards, which hashes it once instead of twice.
+/// Writes a backup file to `dst` through a temporary sibling: content checked against the
+/// manifest's size and SHA-256 while copying, mode and mtime set, fsynced when `durable`,
+/// then renamed over `dst`.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call per manifest field; a struct would only rename them"
@@ -475,13 +466,8 @@ fn write_temp(
             .create_new(true)
             .open(&tmp)
             .map_err(io_at("create", &tmp))?;
-        let damaged = if durable {
-            let (n_bytes, digest) = tree::copy_hashing(&mut input, Some(&mut out), buf, src, &tmp)?;
-            n_bytes != size || digest != sha256
-        } else {
-            tree::copy_in_kernel(&mut input, &mut out, buf, src, &tmp)? != size
-        };
-        if damaged {
+        let (n_bytes, digest) = tree::copy_hashing(&mut input, Some(&mut out), buf, src, &tmp)?;
+        if n_bytes != size || digest != sha256 {
             return Err(RollbackError::BackupFileDamaged {
                 path: src.to_path_buf(),
             });

@@ -144,40 +144,6 @@ pub(crate) fn copy_hashing(
     Ok((n_bytes, hex::encode(hasher.finalize())))
 }
 
-/// Copies `reader` to the end of `writer` inside the kernel (`copy_file_range`), falling back
-/// to `read`/`write` through `buf` when the file systems cannot (`EXDEV`, `EOPNOTSUPP`,
-/// `EINVAL`, `ENOSYS`). Returns the bytes copied. Nothing is hashed.
-pub(crate) fn copy_in_kernel(
-    reader: &mut File,
-    writer: &mut File,
-    buf: &mut [u8],
-    src: &Path,
-    dst: &Path,
-) -> Result<u64, RollbackError> {
-    use rustix::io::Errno;
-    let mut n_bytes = 0u64;
-    loop {
-        match rustix::fs::copy_file_range(&*reader, None, &*writer, None, 1 << 30) {
-            Ok(0) => return Ok(n_bytes),
-            Ok(n) => n_bytes += n as u64,
-            Err(Errno::INTR) => {}
-            Err(Errno::XDEV | Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS) => break,
-            Err(e) => return Err(io_at("copy to", dst)(e.into())),
-        }
-    }
-    // Both offsets moved together, so the rest continues where the kernel stopped.
-    loop {
-        let n = match reader.read(buf) {
-            Ok(0) => return Ok(n_bytes),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_at("read", src)(e)),
-        };
-        writer.write_all(&buf[..n]).map_err(io_at("write", dst))?;
-        n_bytes += n as u64;
-    }
-}
-
 /// SHA-256 and size of a file's content.
 pub(crate) fn hash_file(path: &Path, buf: &mut [u8]) -> Result<(u64, String), RollbackError> {
     let mut f = File::open(path).map_err(io_at("read", path))?;
