@@ -2,12 +2,14 @@
 //! then in the same run times
 //!
 //! 1. the floor: `cp -r` of the store into a fresh folder (twice; the faster one counts),
-//! 2. ferry's phase-1 backup of the same store (`ferry_rollback::backup`: copy while hashing
+//! 2. a second baseline: `cp -r` followed by `sync`, since ferry must make its copy durable
+//!    and `cp -r` does not,
+//! 3. ferry's phase-1 backup of the same store (`ferry_rollback::backup`: copy while hashing
 //!    every file, fsync, test restore into a scratch folder compared with the manifest, then
 //!    the manifest), run as a child process of this binary under `/usr/bin/time` for its
 //!    peak RSS.
 //!
-//! It prints both, the ratio (the target is ≤ 2× `cp -r`) and the peak RSS. Every
+//! It prints all three, ferry's ratio to both baselines (the target is ≤ 2× `cp -r`) and the peak RSS. Every
 //! measurement reads from a warm page cache. The generated store's FIFO is removed first:
 //! a backup refuses special files, by design, and `cp -r` would block on it.
 
@@ -80,6 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ferry = ferry_backup(&exe, &dir, &store, &dir.join("backups"))?;
     let floor2 = cp_floor(&store, &dir.join("cp2"))?;
     let floor = floor1.seconds.min(floor2.seconds);
+    let synced = cp_sync(&store, &dir.join("cp3"))?;
 
     let mut t = Table::new([
         "measure",
@@ -88,8 +91,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "MB/s",
         "peak RSS MB",
         "× floor",
+        "× cp+sync",
     ]);
-    for m in [&floor1, &floor2, &ferry] {
+    for m in [&floor1, &floor2, &synced, &ferry] {
         t.row([
             m.name.to_owned(),
             format!("{:.3}", m.seconds),
@@ -98,6 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             m.rss_kb
                 .map_or_else(|| "-".to_owned(), |kb| format!("{:.0}", kb as f64 / 1024.0)),
             format!("{:.2}", m.seconds / floor),
+            format!("{:.2}", m.seconds / synced.seconds),
         ]);
     }
     println!(
@@ -106,8 +111,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     print!("{t}");
     println!(
-        "\nferry backup (hash, fsync, test restore, manifest): {:.2}× `cp -r` (target ≤ 2×), peak RSS {}",
+        "\nferry backup (hash, fsync, test restore, manifest): {:.2}× `cp -r` (target ≤ 2×), {:.2}× `cp -r` + `sync`, peak RSS {}",
         ferry.seconds / floor,
+        ferry.seconds / synced.seconds,
         ferry.rss_kb.map_or_else(
             || "not measured".to_owned(),
             |kb| format!("{:.0} MB", kb as f64 / 1024.0)
@@ -165,6 +171,22 @@ fn cp_floor(store: &Path, dest: &Path) -> anyhow::Result<Measure> {
         seconds: started.elapsed().as_secs_f64(),
         rss_kb: None,
     })
+}
+
+/// `cp -r` then `sync`: a copy made durable, as ferry's is (`sync` flushes every file
+/// system, which is all it can promise; ferry flushes only its own).
+fn cp_sync(store: &Path, dest: &Path) -> anyhow::Result<Measure> {
+    // Start from clean page cache state: nothing dirty left by the runs before.
+    let _ = Command::new("sync").status();
+    let started = Instant::now();
+    let mut m = cp_floor(store, dest)?;
+    let status = Command::new("sync").status().context("running sync")?;
+    if !status.success() {
+        bail!("sync failed: {status}");
+    }
+    m.name = "cp -r + sync";
+    m.seconds = started.elapsed().as_secs_f64();
+    Ok(m)
 }
 
 fn ferry_backup(exe: &Path, dir: &Path, store: &Path, backups: &Path) -> anyhow::Result<Measure> {
