@@ -458,46 +458,42 @@ fn no_wait_refuses_naming_the_holder() {
     assert!(m.entries().is_empty(), "nothing is recorded");
     held.release();
 
-    // A real run holds it: the second process names that run's pid.
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        assert!(
-            tries <= 4 * ATTEMPTS,
-            "phase 1 always finished before the second run"
-        );
-        let m = Migration::new("unused");
-        let lock = m.state().join("ferry.lock");
-        let first = m.spawn(&["phase", "1"]);
-        let pid = first.id();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("\"pid\": {pid}")))
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let second = m.run(&["phase", "1", "--no-wait"]);
-        let out = first.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        // The second process starts slower than a small phase 1 may take: when it found the
-        // first one finished it says "already passed" (exit 0); only a refusal counts.
-        if second.status.code() == Some(0) && text(&second).contains("already passed") {
-            continue;
-        }
-        assert_eq!(second.status.code(), Some(2), "{}", text(&second));
-        assert!(
-            text(&second).contains(&format!("in use by phase 1 (pid {pid} on ")),
-            "{}",
-            text(&second)
-        );
-        let runs = m.entries();
-        assert_eq!(
-            runs.len(),
-            1,
-            "only the first run is in the ledger: {runs:#?}"
-        );
-        break;
+    // A real run holds it: the second process names that run's pid. The first run is
+    // stopped (SIGSTOP) once it holds the lock, so a small phase 1 cannot finish before the
+    // second process starts, then continued (SIGCONT) to finish.
+    let m = Migration::new("unused");
+    let lock = m.state().join("ferry.lock");
+    let first = m.spawn(&["phase", "1"]);
+    let pid = first.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("\"pid\": {pid}"))) {
+        assert!(Instant::now() < deadline, "phase 1 never took the lock");
+        std::thread::sleep(Duration::from_millis(1));
     }
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let second = m.run(&["phase", "1", "--no-wait"]);
+    signal("-CONT");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert!(
+        text(&second).contains(&format!("in use by phase 1 (pid {pid} on ")),
+        "{}",
+        text(&second)
+    );
+    let runs = m.entries();
+    assert_eq!(
+        runs.len(),
+        1,
+        "only the first run is in the ledger: {runs:#?}"
+    );
 }
 
 /// Issue 10, item 3: `phase 2` with quarantined files passes its gate and exits 1, showing
