@@ -190,16 +190,8 @@ fn cp_sync(store: &Path, dest: &Path) -> anyhow::Result<Measure> {
 }
 
 fn ferry_backup(exe: &Path, dir: &Path, store: &Path, backups: &Path) -> anyhow::Result<Measure> {
-    let time = Path::new("/usr/bin/time");
     let rss_file = dir.join("rss.txt");
-    let mut cmd = if time.exists() {
-        let mut c = Command::new(time);
-        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(exe);
-        c
-    } else {
-        eprintln!("warning: /usr/bin/time is missing; peak RSS is not measured");
-        Command::new(exe)
-    };
+    let mut cmd = crate::rss::timed_command(exe, &rss_file);
     cmd.args(["bench", "backup", "--child"])
         .arg(store)
         .arg(backups)
@@ -212,9 +204,7 @@ fn ferry_backup(exe: &Path, dir: &Path, store: &Path, backups: &Path) -> anyhow:
     if !status.success() {
         bail!("ferry backup failed: {status}");
     }
-    let rss_kb = std::fs::read_to_string(&rss_file)
-        .ok()
-        .and_then(|s| s.trim().lines().last()?.trim().parse().ok());
+    let rss_kb = crate::rss::read_peak_kib(&rss_file);
     Ok(Measure {
         name: "ferry backup",
         seconds,

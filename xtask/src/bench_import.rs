@@ -192,16 +192,8 @@ fn ferry_import(
     max_file_bytes: u64,
     name: &'static str,
 ) -> anyhow::Result<Measure> {
-    let time = Path::new("/usr/bin/time");
     let rss_file = dir.join("rss.txt");
-    let mut cmd = if time.exists() {
-        let mut c = Command::new(time);
-        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(exe);
-        c
-    } else {
-        eprintln!("warning: /usr/bin/time is missing; peak RSS is not measured");
-        Command::new(exe)
-    };
+    let mut cmd = crate::rss::timed_command(exe, &rss_file);
     cmd.arg("import")
         .arg(store)
         .arg(db)
@@ -220,9 +212,7 @@ fn ferry_import(
     if !matches!(status.code(), Some(0 | 1)) {
         bail!("{name} failed: {status}");
     }
-    let rss_kb = std::fs::read_to_string(&rss_file)
-        .ok()
-        .and_then(|s| s.trim().lines().last()?.trim().parse().ok());
+    let rss_kb = crate::rss::read_peak_kib(&rss_file);
     Ok(Measure {
         name,
         seconds,

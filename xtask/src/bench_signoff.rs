@@ -119,7 +119,8 @@ fn phases(
         timings.row([
             name.to_owned(),
             format!("{:.1}", started.elapsed().as_secs_f64()),
-            crate::rss::read_peak_mb(&rss_file).map_or_else(|| "-".into(), |m| format!("{m:.0}")),
+            crate::rss::read_peak_kib(&rss_file)
+                .map_or_else(|| "-".into(), |kb| format!("{:.0}", kb as f64 / 1024.0)),
             code.to_string(),
         ]);
         if !ok.contains(&code) {

@@ -17,21 +17,22 @@ pub(crate) fn print_own_peak(what: &str) {
 }
 
 /// A command that runs `exe` under `/usr/bin/time`, which writes the child's peak resident
-/// set in KiB to `out` (or `exe` itself when `/usr/bin/time` is missing); read it back with
-/// [`read_peak_mb`].
+/// set in KiB to `out` (or `exe` itself, with a warning, when `/usr/bin/time` is missing);
+/// read it back with [`read_peak_kib`].
 pub(crate) fn timed_command(exe: &std::path::Path, out: &std::path::Path) -> std::process::Command {
-    if std::path::Path::new("/usr/bin/time").is_file() {
-        let mut c = std::process::Command::new("/usr/bin/time");
+    let time = std::path::Path::new("/usr/bin/time");
+    if time.is_file() {
+        let mut c = std::process::Command::new(time);
         c.arg("-f").arg("%M").arg("-o").arg(out).arg(exe);
         c
     } else {
+        eprintln!("warning: /usr/bin/time is missing; peak RSS is not measured");
         std::process::Command::new(exe)
     }
 }
 
-/// The peak resident set a [`timed_command`] recorded, in MiB.
-pub(crate) fn read_peak_mb(out: &std::path::Path) -> Option<f64> {
+/// The peak resident set a [`timed_command`] recorded, in KiB.
+pub(crate) fn read_peak_kib(out: &std::path::Path) -> Option<u64> {
     let text = std::fs::read_to_string(out).ok()?;
-    let kb: f64 = text.lines().rev().find_map(|l| l.trim().parse().ok())?;
-    Some(kb / 1024.0)
+    text.lines().rev().find_map(|l| l.trim().parse().ok())
 }

@@ -34,7 +34,6 @@ pub(crate) struct TableJob {
     /// Readers not lent to a worker right now (a source nothing writes: one per worker).
     pub(crate) idle: Mutex<Vec<Arc<TableReader>>>,
     pub(crate) snapshot_rows: Mutex<Option<oneshot::Receiver<std::result::Result<u64, String>>>>,
-    pub(crate) snapshot: Mutex<Option<u64>>,
     pub(crate) bar: TableBar,
     /// This run's rows, bytes and rejected rows (for verification).
     pub(crate) rows: AtomicU64,
@@ -73,10 +72,10 @@ impl TableJob {
         reader
     }
 
-    /// Takes back a reader lent for one chunk (a source nothing writes), unless the table
-    /// is done.
+    /// Takes back a reader lent for one chunk (a source nothing writes). Called before the
+    /// chunk counts as finished, so the table's last chunk clears it with the others.
     fn give_back(&self, reader: Arc<TableReader>, own: bool) {
-        if own && self.remaining.load(Ordering::SeqCst) > 0 {
+        if own {
             lock(&self.idle).push(reader);
         }
     }
@@ -331,7 +330,6 @@ impl CopyStage<'_> {
                 reader: Mutex::new(None),
                 idle: Mutex::new(Vec::new()),
                 snapshot_rows: Mutex::new(None),
-                snapshot: Mutex::new(None),
                 bar,
                 rows: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -390,14 +388,11 @@ impl CopyStage<'_> {
         let mut out = HashMap::new();
         for job in &shared.jobs {
             job.bar.finish();
-            let pending = job
-                .snapshot_rows
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            // No reader when every chunk was committed before this run: no count.
+            let pending = lock(&job.snapshot_rows).take();
             let snapshot = match pending {
                 Some(rx) => rx.await.ok().and_then(|r| r.ok()),
-                None => *job.snapshot.lock().unwrap_or_else(|p| p.into_inner()),
+                None => None,
             };
             out.insert(
                 job.spec.plan.source.clone(),
